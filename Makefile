@@ -1,0 +1,42 @@
+# tbox — one Makefile for a fresh machine (Python 3.11, pip, gcc, apt).
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+MPY_DIR := .cache/micropython
+MPY_PKG := $(MPY_DIR)/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
+SUDO    := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo "sudo")
+
+.PHONY: venv test bench lint demo tools clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[mqtt,sim,test,lint]'
+	@touch $(STAMP)
+
+# Node.js + the MicroPython WebAssembly port, used to run wire.py's tests under real MicroPython.
+tools: $(MPY_PKG)
+
+$(MPY_PKG):
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null) || echo "warning: npm missing and not root; MicroPython tests will fail"; }
+	@mkdir -p $(MPY_DIR)
+	cd $(MPY_DIR) && npm install --silent --no-audit --no-fund @micropython/micropython-webassembly-pyscript@1.27.0
+
+test: venv tools
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python -m pytest -q -m bench -p no:randomly tests/bench
+
+lint: venv
+	$(BIN)/ruff check agent sim tests
+	$(BIN)/mypy
+
+demo: venv
+	$(BIN)/tbox demo
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""tbox edge agent: GB/T 32960 on-board terminal."""

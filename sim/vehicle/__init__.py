@@ -1,0 +1,1 @@
+"""Vehicle physics: drive cycles, powertrain, battery cells, thermal, charging, GNSS track."""
