@@ -12,7 +12,7 @@ class ProtocolError(TboxError):
     where the problem was found; ``field`` names the field after the spec, e.g. ``vehicle.speed``.
     """
 
-    def __init__(self, reason, offset=None, field=None):  # type: ignore[no-untyped-def]
+    def __init__(self, reason: str, offset: "int | None" = None, field: "str | None" = None) -> None:
         self.reason = reason
         self.offset = offset
         self.field = field
