@@ -18,7 +18,7 @@ class ProtocolError(TboxError):
         self.field = field
         where = []
         if offset is not None:
-            where.append("offset %d" % offset)
+            where.append(f"offset {offset}")
         if field:
             where.append(str(field))
         prefix = (", ".join(where) + ": ") if where else ""
