@@ -29,7 +29,7 @@ test: venv tools
 	$(BIN)/python -m pytest -q
 
 bench: venv
-	$(BIN)/python -m pytest -q -m bench -p no:randomly tests/bench
+	$(BIN)/python -m pytest -q -s -m bench tests/bench
 
 lint: venv
 	$(BIN)/ruff check agent sim tests

@@ -1,0 +1,17 @@
+"""Shared pytest configuration.
+
+Hypothesis runs without per-example deadlines: these machines are shared and noisy, and speed is
+measured by `make bench`, never by unit tests. `HYPOTHESIS_PROFILE=thorough` runs more examples.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "thorough", deadline=None, max_examples=2000, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
