@@ -24,6 +24,7 @@ from typing import Any
 
 import cantools
 import cantools.database
+import cantools.database.errors
 
 from agent.errors import MappingError
 from sim.vehicle.state import ChargeMode, Gear, MotorState, VehicleState
@@ -93,7 +94,7 @@ def load_dbc(path: Path = DEFAULT_DBC) -> cantools.database.can.Database:
     """Load (once) and return a DBC with cantools in strict mode."""
     try:
         db = cantools.database.load_file(str(path), strict=True)
-    except (OSError, cantools.database.Error) as exc:
+    except (OSError, cantools.database.errors.Error) as exc:
         raise MappingError(f"{path}: cannot load DBC: {exc}") from exc
     if not isinstance(db, cantools.database.can.Database):
         raise MappingError(f"{path}: not a CAN database")
@@ -542,8 +543,10 @@ def _behaviours() -> dict[str, MessageBehaviour]:
             ("CCU_State", "CCU_OutVoltage", "CCU_OutCurrent", "CCU_MaxPower"), _charger
         ),
         "BMS_ChargeRequest": MessageBehaviour(
-            ("BMS_ChgReqVoltage", "BMS_ChgReqCurrent", "BMS_ChgMode", "BMS_ChgEnable"), _charge_request
-        , _plugged_in),
+            ("BMS_ChgReqVoltage", "BMS_ChgReqCurrent", "BMS_ChgMode", "BMS_ChgEnable"),
+            _charge_request,
+            _plugged_in,
+        ),
         "VCU_Odometer": MessageBehaviour(("VCU_Odometer", "VCU_Trip"), _odometer),
     }
     for i in (1, 2):
@@ -667,7 +670,7 @@ class TxMessage:
             self.crc_counter_terms = ()
 
     def nominal(self) -> float:
-        return self.phase + self.n * self.period
+        return float(self.phase + self.n * self.period)
 
     def skip_until(self, t1: float) -> None:
         """Advance the schedule past ``t1`` without sending (ECU asleep); the counter restarts at wake-up."""
