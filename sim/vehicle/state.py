@@ -89,3 +89,18 @@ class VehicleState:
     # --- bookkeeping for tests ---
     energy_battery_j: float = 0.0            # integral of pack V*I since start (+ = delivered)
     energy_wheels_j: float = 0.0             # integral of tractive power at the wheels
+    # --- appended by the physics: extra bookkeeping (energies in J since start) and signals ---
+    energy_chemical_j: float = 0.0           # integral of sum(cell OCV) * I: energy taken from the cells
+    energy_loss_battery_j: float = 0.0       # ohmic + polarisation losses in the cells
+    energy_loss_motor_j: float = 0.0         # motor + inverter losses, all motors
+    energy_loss_driveline_j: float = 0.0     # reduction gear losses
+    energy_aux_j: float = 0.0                # HV auxiliaries incl. the DC-DC input
+    energy_brake_j: float = 0.0              # dissipated by the friction brakes
+    energy_charger_j: float = 0.0            # delivered by the charger to the HV bus
+    cell_soc_mean_pct: float = 0.0           # true mean cell SOC (the BMS shows soc_pct)
+    coolant_temp_c: float = 25.0             # battery coolant
+    ambient_temp_c: float = 25.0
+    grade_pct: float = 0.0                   # road grade under the vehicle
+    bms_max_charge_a: float = 0.0            # BMS allowed charge (and regen) current
+    bms_max_discharge_a: float = 0.0         # BMS allowed discharge current
+    thermal_event: bool = False              # a cell is in thermal runaway (GB/T 32960-2025 level 4)
