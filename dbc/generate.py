@@ -102,7 +102,7 @@ def messages() -> list[Msg]:
             ], e2e=True, receivers="MCU1,MCU2,TBOX"),
         *mcu_messages(1),
         *mcu_messages(2),
-        Msg(0x0E0, "ESC_WheelSpeeds", "ESC", 20, "Brake controller (ESC): the four wheel speeds.",
+        Msg(0x0E0, "ESC_WheelSpeeds", "ESC", 10, "Brake controller (ESC): the four wheel speeds.",
             e2e_header("ESC_WheelSpeeds") + [
                 Sig("ESC_WheelSpeedsValid", 12, 1, sna=False, comment="1 = wheel speeds valid."),
                 Sig("ESC_WheelSpeedFL", 16, 12, 0.1, 0, "km/h", "Front-left wheel speed."),
@@ -136,7 +136,7 @@ def messages() -> list[Msg]:
                 Sig("VCU_BrakeSystemFault", 33, 1, sna=False, comment="Brake system fault present."),
                 Sig("VCU_AccelPedalFault", 34, 1, sna=False, comment="Accelerator pedal sensor fault."),
             ], e2e=True, receivers="MCU1,MCU2,ESC,TBOX"),
-        Msg(0x120, "BMS_PackStatus", "BMS", 20, "Pack voltage and current (safety relevant).",
+        Msg(0x120, "BMS_PackStatus", "BMS", 10, "Pack voltage and current (safety relevant).",
             e2e_header("BMS_Pack") + [
                 Sig("BMS_State", 12, 4,
                     choices={0: "Init", 1: "Standby", 2: "Precharge", 3: "HVActive", 4: "Charging", 5: "Fault",
