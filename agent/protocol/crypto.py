@@ -1143,9 +1143,7 @@ def decode_public_key(
             raw = b"\x04" + raw
         return ec.EllipticCurvePublicKey.from_encoded_point(crv, raw)
     except (ValueError, UnsupportedAlgorithm):
-        raise ProtocolError(
-            f"not a valid {crv.name} point ({len(raw)} bytes)", field=field
-        ) from None
+        raise ProtocolError(f"not a valid {crv.name} point ({len(raw)} bytes)", field=field) from None
 
 
 def _strip_sm2_spki(raw: bytes) -> bytes:
