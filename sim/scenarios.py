@@ -12,6 +12,7 @@ shows the fault (used by the tests; thresholds are documented in docs/simulator-
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -76,7 +77,7 @@ def _thermal_runaway(f: Faults, elapsed: float) -> None:
 
 
 def _soc_jump(states: States) -> bool:
-    return any(abs(b.soc_pct - a.soc_pct) > SOC_JUMP_PCT for a, b in zip(states, states[1:], strict=False))
+    return any(abs(b.soc_pct - a.soc_pct) > SOC_JUMP_PCT for a, b in itertools.pairwise(states))
 
 
 def _probe_spread(s: VehicleState) -> float:
@@ -96,26 +97,27 @@ _LIST: tuple[Scenario, ...] = (
                               cell_supervision_lost=True),
              _any(lambda s: float(np.max(s.cell_voltages_v)) > CELL_OV_V
                   and s.pack_voltage_v < PACK_OV_PER_CELL_V * len(s.cell_voltages_v)),
-             start_s=10.0, needs="charge", default_profile="dc-charge", initial_soc_pct=75.0),
+             start_s=1.0, needs="charge", default_profile="dc-charge", initial_soc_pct=75.0),
     Scenario("cell-under-voltage",
              "one weak cell (60 % capacity, 3x resistance) with lost cell supervision, driving at low SOC",
              (6, 10), 2, _set(weak_cell=58, weak_cell_capacity_factor=0.6, weak_cell_resistance_factor=3.0,
                               cell_supervision_lost=True, discharge_cutoff_disabled=True),
              _any(lambda s: float(np.min(s.cell_voltages_v)) < CELL_UV_V),
-             start_s=10.0, needs="drive", initial_soc_pct=9.0),
+             start_s=10.0, needs="drive", initial_soc_pct=5.0),
     Scenario("pack-over-voltage",
              "charger CV setpoint wrong (4.32 V per cell): the whole pack is charged above its limit",
              (2, 5), 3, _set(charge_cv_setpoint_v=4.32),
              _any(lambda s: s.pack_voltage_v > PACK_OV_PER_CELL_V * len(s.cell_voltages_v)),
-             start_s=10.0, needs="charge", default_profile="dc-charge", initial_soc_pct=80.0),
+             start_s=1.0, needs="charge", default_profile="dc-charge", initial_soc_pct=80.0),
     Scenario("pack-under-voltage",
              "BMS low-voltage cut-off lost: the pack is driven into deep discharge",
              (3, 4, 6), 3, _set(discharge_cutoff_disabled=True),
              _any(lambda s: s.pack_voltage_v < PACK_UV_PER_CELL_V * len(s.cell_voltages_v)),
-             start_s=10.0, needs="drive", initial_soc_pct=4.0),
+             start_s=10.0, needs="drive", initial_soc_pct=3.0),
     Scenario("over-temperature",
-             "PTC coolant heater stuck on (10 kW): the pack heats above its limit",
-             (1,), 3, _set(coolant_heater_w=10000.0),
+             "thermal management fault: PTC coolant heater stuck on (10 kW), radiator fan and chiller "
+             "unavailable: the pack heats above its limit",
+             (1,), 3, _set(coolant_heater_w=10000.0, battery_cooling_lost=True),
              _any(lambda s: float(np.max(s.cell_temps_c)) > BATTERY_HIGH_TEMP_C)),
     Scenario("temperature-difference",
              "cooling plate of module 2 blocked while the chiller is stuck on: modules drift apart",
@@ -165,7 +167,7 @@ _LIST: tuple[Scenario, ...] = (
              (18, 7, 5, 2), 3, _set(charge_never_stops=True),
              _any(lambda s: s.charge_mode in (ChargeMode.AC, ChargeMode.DC) and s.charger_current_a > 1.0
                   and s.soc_pct >= 99.5 and float(np.max(s.cell_voltages_v)) > CELL_OV_V),
-             start_s=10.0, needs="charge", default_profile="dc-charge", initial_soc_pct=85.0),
+             start_s=1.0, needs="charge", default_profile="dc-charge", initial_soc_pct=88.0),
     Scenario("gnss-loss",
              "GNSS antenna disconnected: no fix (no GB/T 32960 alarm; position reported invalid)",
              (), 0, _set(gnss_lost=True), _any(lambda s: not s.gnss_fix)),

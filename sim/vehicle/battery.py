@@ -25,7 +25,8 @@ R_TEMP_COEFF = 0.03   # resistance rises ~3 %/K below 25 degC (Arrhenius-like, s
 
 def ocv(soc_pct: FloatArray) -> FloatArray:
     """Open-circuit voltage (V) of cells at ``soc_pct``."""
-    return np.interp(soc_pct, OCV_SOC_PCT, OCV_V)
+    out: FloatArray = np.interp(soc_pct, OCV_SOC_PCT, OCV_V)
+    return out
 
 
 def charge_c_rate_limit(temp_c: float) -> float:
@@ -147,7 +148,7 @@ class Pack:
 
     # --- thermal ---
     def step_thermal(self, dt: float, *, pump_on: bool, ambient_c: float, chiller: bool,
-                     heater_w: float, chiller_forced: bool) -> None:
+                     heater_w: float, chiller_forced: bool, cooling_lost: bool = False) -> None:
         """Cells <-> coolant plate <-> radiator/chiller, neighbour conduction, housing to ambient."""
         cfg = self.cfg
         ua = self.ua_coolant if pump_on else self.ua_coolant * 0.15
@@ -160,8 +161,9 @@ class Pack:
         dq = self.heat_w - to_coolant - cfg.cell_ua_ambient_w_k * (self.temp_c - ambient_c) + flow
         self.temp_c = np.minimum(self.temp_c + dq * dt / cfg.cell_heat_capacity_j_k, 1000.0)
         q_cool = float(np.sum(to_coolant)) + heater_w
-        radiator = cfg.radiator_ua_w_k * (1.0 if pump_on else 0.1) * (self.coolant_c - ambient_c)
+        radiator = cfg.radiator_ua_w_k * (1.0 if pump_on and not cooling_lost else 0.1) \
+            * (self.coolant_c - ambient_c)
         q_chill = 0.0
-        if chiller_forced or (chiller and pump_on and self.coolant_c > cfg.chiller_on_c):
+        if chiller_forced or (chiller and pump_on and not cooling_lost and self.coolant_c > cfg.chiller_on_c):
             q_chill = cfg.chiller_power_w * min(1.0, max(0.0, (self.coolant_c + 5.0) / 10.0))
         self.coolant_c += (q_cool - radiator - q_chill) * dt / cfg.coolant_heat_capacity_j_k

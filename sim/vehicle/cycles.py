@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +70,8 @@ def _load_wltc3() -> DriveCycle:
 def _load_nedc() -> DriveCycle:
     rows = _read_rows(DATA_DIR / "nedc.csv")
     parts: dict[str, list[tuple[float, float]]] = {}
-    for part, t, v in rows:
-        parts.setdefault(part, []).append((float(t), float(v)))
+    for part, t_s, v_kmh in rows:
+        parts.setdefault(part, []).append((float(t_s), float(v_kmh)))
     ts: list[float] = []
     vs: list[float] = []
     offset = 0.0
@@ -85,7 +85,7 @@ def _load_nedc() -> DriveCycle:
     return DriveCycle("nedc", np.array(ts), np.array(vs))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_cycle(name: str) -> DriveCycle:
     """Load a drive cycle by name (``nedc`` or ``wltc3``)."""
     if name == "wltc3":

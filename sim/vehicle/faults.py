@@ -23,6 +23,7 @@ class Faults:
     # thermal systems
     coolant_heater_w: float = 0.0            # PTC coolant heater stuck on
     chiller_stuck_on: bool = False
+    battery_cooling_lost: bool = False      # battery radiator fan and chiller unavailable
     blocked_module: int | None = None        # no coolant flow through this module's plate
     motor_cooling_lost: bool = False
     motor_extra_loss_w: float = 0.0

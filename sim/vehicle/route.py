@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -37,11 +38,11 @@ class Route:
     """Position along a closed polyline by travelled distance (the loop repeats)."""
 
     def __init__(self, points: tuple[tuple[float, float, float], ...] = WEST_LAKE_LOOP) -> None:
-        pts = list(points) + [points[0]]
+        pts = [*list(points), points[0]]
         self._pts = pts
         self._cum = [0.0]
         self._heading: list[float] = []
-        for (la0, lo0, _), (la1, lo1, _) in zip(pts[:-1], pts[1:], strict=True):
+        for (la0, lo0, _), (la1, lo1, _) in itertools.pairwise(pts):
             north = math.radians(la1 - la0) * EARTH_RADIUS_M
             east = math.radians(lo1 - lo0) * EARTH_RADIUS_M * math.cos(math.radians(0.5 * (la0 + la1)))
             self._cum.append(self._cum[-1] + math.hypot(north, east))

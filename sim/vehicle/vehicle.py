@@ -80,8 +80,8 @@ class Vehicle:
             sc = SCENARIOS[scenario]
             self.scenario = sc
             self.scenario_start_s = sc.start_s if scenario_start_s is None else scenario_start_s
-            if sc.needs == "charge" and profile not in CHARGE_PROFILES or \
-                    sc.needs == "drive" and profile not in CYCLE_NAMES:
+            if (sc.needs == "charge" and profile not in CHARGE_PROFILES) or \
+                    (sc.needs == "drive" and profile not in CYCLE_NAMES):
                 log.warning("scenario %s needs a %s profile; running %s instead of %s",
                             sc.name, sc.needs, sc.default_profile, profile)
                 profile = sc.default_profile
@@ -313,6 +313,8 @@ class Vehicle:
         p_max = (cfg.obc_power_kw * cfg.obc_efficiency if ac else cfg.dc_charger_power_kw) * 1000.0
         i_max = cfg.obc_max_current_a if ac else cfg.dc_charger_max_current_a
         target = cfg.ac_target_soc_pct if ac else cfg.dc_target_soc_pct
+        if f.charge_cv_setpoint_v is not None:
+            target = math.inf    # the BMS believes the voltage, not its SOC: charges until CV cut-off
         charging = self.charge_mode in (ChargeMode.AC, ChargeMode.DC)
         v_max = f.charge_cv_setpoint_v if f.charge_cv_setpoint_v is not None else cfg.cell_v_max
         i_dis, i_bms = self.pack.current_limits(dt, use_mean=f.cell_supervision_lost, v_max=v_max,
@@ -375,7 +377,7 @@ class Vehicle:
         amb = self.ambient_c
         self.pack.step_thermal(dt, pump_on=pump_on or f.coolant_heater_w > 0.0, ambient_c=amb,
                                chiller=pump_on, heater_w=f.coolant_heater_w,
-                               chiller_forced=f.chiller_stuck_on)
+                               chiller_forced=f.chiller_stuck_on, cooling_lost=f.battery_cooling_lost)
         t_loop = amb + 3.0 if pump_on else amb           # powertrain coolant (radiator outlet)
         flow = 1.0 if pump_on else 0.3                   # natural convection only when parked
         for k in range(cfg.n_motors):
