@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import statistics
@@ -199,7 +200,7 @@ def test_ecu_silent_leaves_a_gap_for_that_ecu_only() -> None:
     clean, faulty, start = _fault_run("ecu-silent")
     bms = {m.frame_id for m in db.messages if m.senders == ["BMS"]}
     times = [t for t, i, _ in faulty if i == 0x120]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) == pytest.approx(4.0, abs=0.05)
     assert not [t for t, i, _ in faulty if i in bms and start + 0.01 < t < start + 3.99]
     assert len([f for f in faulty if f[1] not in bms]) == len([f for f in clean if f[1] not in bms])
@@ -214,7 +215,7 @@ def test_bad_counter_shows_counter_jumps_with_valid_crc() -> None:
     mcu1 = [(t, d) for t, i, d in faulty if i == 0x0A0]
     jumps = [
         (t, (b[1] - a[1]) % 16)
-        for (_, a), (t, b) in zip(mcu1, mcu1[1:], strict=False)
+        for (_, a), (t, b) in itertools.pairwise(mcu1)
         if (b[1] & 0x0F) != ((a[1] & 0x0F) + 1) % COUNTER_MODULO
     ]
     assert jumps and all(start <= t < start + 4.1 for t, _ in jumps)
@@ -244,4 +245,4 @@ def test_error_frames_appear_at_the_stated_rate() -> None:
     assert all(start <= t < start + 4.01 for t in errors)
     assert len(faulty) - len(errors) == len(clean)
     ts = [f[0] for f in faulty]
-    assert all(a < b for a, b in zip(ts, ts[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(ts))
