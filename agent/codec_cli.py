@@ -8,6 +8,7 @@ The JSON form is described in docs/cli.md and implemented by ``agent.protocol.js
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -48,6 +49,15 @@ def register(sub: Any) -> None:
     encode.set_defaults(run=run_encode)
 
 
+def _codec() -> Any:
+    try:
+        return importlib.import_module("agent.protocol.codec")
+    except ModuleNotFoundError as exc:
+        if exc.name != "agent.protocol.codec":
+            raise
+        raise TboxError("the GB/T 32960 codec (agent.protocol.codec) is not installed") from exc
+
+
 # --------------------------------------------------------------------------- decode
 
 
@@ -66,10 +76,8 @@ def parse_hex(text: str) -> bytes:
 
 def decode_hex(text: str) -> dict[str, Any]:
     """The JSON object of one hex frame (``ProtocolError`` naming offset and field if malformed)."""
-    from agent.protocol.codec import decode_frame
-
     data = parse_hex(text)
-    frame: Frame = decode_frame(data)
+    frame: Frame = _codec().decode_frame(data)
     return frame_to_json(frame, length=len(data) - 25)
 
 
@@ -103,10 +111,8 @@ def run_decode(args: argparse.Namespace) -> int:
 
 def encode_object(obj: object) -> str:
     """Uppercase hex of the frame a JSON frame object describes."""
-    from agent.protocol.codec import encode_frame
-
     frame = frame_from_json(obj)
-    data: bytes = encode_frame(frame)
+    data: bytes = _codec().encode_frame(frame)
     return data.hex().upper()
 
 
