@@ -1262,6 +1262,7 @@ def cipher_from_key_exchange(
         raise ProtocolError(
             f"key type 0x{int(key_type):02X} is not RSA, AES, SM2 or SM4", field="key_exchange.key_type"
         )
+    logger.debug("key exchange: %s key of %d bytes", enc.name, len(key))
     try:
         if enc in (Encryption.AES, Encryption.SM4):
             return BlockCipher(enc, bytes(key), options)
