@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         start = datetime.now(UTC).replace(microsecond=0)
     split_scenarios(args.scenario)  # unknown names fail before anything is opened
+    plot_mod = _optional("sim.plot", "--plot") if args.plot else None
+    nmea_mod = _optional("sim.nmea", "--nmea") if args.nmea else None
     windows = simulate_windows(
         None,
         args.cycle,
@@ -98,16 +100,13 @@ def run(args: argparse.Namespace) -> int:
 
     callbacks: list[Any] = []
     recorder = None
-    if args.plot:
-        from sim.plot import RunRecorder
-
-        recorder = RunRecorder()
+    if plot_mod is not None:
+        recorder = plot_mod.RunRecorder()
         callbacks.append(lambda w: recorder.record(w.state))
     nmea_sink = None
-    if args.nmea:
-        from sim.nmea import NmeaSink, nmea_sentences
-
-        nmea_sink = NmeaSink(args.nmea)
+    if nmea_mod is not None:
+        nmea_sink = nmea_mod.NmeaSink(args.nmea)
+        nmea_sentences = nmea_mod.nmea_sentences
         last_second = [-1]
 
         def write_nmea(w: Window) -> None:
@@ -144,3 +143,15 @@ def run(args: argparse.Namespace) -> int:
     )
     log.info("cycle=%s seed=%s scenario=%s", args.cycle, args.seed, args.scenario)
     return 0
+
+
+def _optional(module: str, option: str) -> Any:
+    """Import a simulator part an option needs, or fail with a one-line ConfigError."""
+    import importlib
+
+    from agent.errors import ConfigError
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(f"{option} is not available yet ({module}: {exc})") from exc
