@@ -304,9 +304,7 @@ class Sm2PublicKey:
     @classmethod
     def from_bytes(cls, data: bytes) -> Sm2PublicKey:
         """From 04||x||y (65 bytes), x||y (64), compressed (33) or SubjectPublicKeyInfo DER."""
-        if len(data) == len(_SM2_SPKI_PREFIX) + 65 and data.startswith(_SM2_SPKI_PREFIX):
-            data = data[len(_SM2_SPKI_PREFIX) :]
-        return cls(*_decode_point(bytes(data), "public_key"))
+        return cls(*_decode_point(_strip_sm2_spki(bytes(data)), "public_key"))
 
     def to_bytes(self, fmt: EcKeyFormat = "uncompressed") -> bytes:
         """Encode as ``uncompressed`` 04||x||y, ``raw`` x||y, ``compressed`` or ``der`` SPKI."""
@@ -377,10 +375,6 @@ def sm2_z(public_key: Sm2PublicKey, user_id: bytes = DEFAULT_SM2_USER_ID) -> byt
     entl = (len(user_id) * 8).to_bytes(2, "big")
     parts = (_A, _B, _GX, _GY, public_key.x, public_key.y)
     return sm3(entl + user_id + b"".join(v.to_bytes(32, "big") for v in parts))
-
-
-def _sm2_digest(public_key: Sm2PublicKey, user_id: bytes, data: bytes) -> int:
-    return int.from_bytes(sm3(sm2_z(public_key, user_id) + data), "big")
 
 
 def _sm2_sign_digest(d: int, e: int, k: int | None = None) -> tuple[int, int]:
