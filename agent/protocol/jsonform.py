@@ -204,6 +204,9 @@ def _encode_in_union(value: str | bytes, tp: Any) -> Any:
 
 
 def _item_type(tp: Any) -> Callable[[int], Any]:
+    if _is_union(tp):
+        sequences = [arg for arg in typing.get_args(tp) if typing.get_origin(arg) in (tuple, list)]
+        tp = sequences[0] if len(sequences) == 1 else object
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (tuple, list) and args:
         if (len(args) == 2 and args[1] is Ellipsis) or typing.get_origin(tp) is list:

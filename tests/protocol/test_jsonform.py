@@ -358,3 +358,14 @@ def test_length_is_ignored_on_input() -> None:
     obj = _frame_obj()
     obj["length"] = 12345
     assert frame_from_json(obj).body == RealtimeReport(T0, (_vehicle(),))
+
+
+def test_items_of_a_fixed_class_carry_no_type() -> None:
+    motor = model.DriveMotor(1, model.MotorState.CONSUMING, 20, 5000, 1500.0, 20, 12.0, 500.0)
+    motors = model.DriveMotors((motor,))
+    obj = to_json(motors)
+    assert obj["type"] == "drive_motors"
+    assert "type" not in obj["motors"][0]
+    assert obj["motors"][0]["state"] == "consuming"
+    assert from_json(model.DriveMotors, obj) == motors
+    assert to_json(model.DriveMotors(Special.INVALID))["motors"] == "invalid"
