@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="start time of the bus fault scenarios (default: their own, 30 s)",
+        help="start time of the fault scenarios, bus and physics (default: their own)",
     )
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", metavar="FILE.log", help="write a candump log file")
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     import itertools
     import logging
     import math
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from agent.errors import ConfigError
     from sim.bus import CanBusSink, CandumpSink, FrameSink, open_bus
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             second = int(w.t1 + 1e-9)
             if second != last_second[0]:
                 last_second[0] = second
-                nmea_sink.write(list(nmea_sentences(w.state)))
+                nmea_sink.write(list(nmea_sentences(w.state, start + timedelta(seconds=w.state.t))))
 
         callbacks.append(write_nmea)
 

@@ -112,6 +112,7 @@ def make_vehicle(
     scenario: str | None = None,
     start_utc: datetime = DEFAULT_START,
     config: Any = None,
+    scenario_start_s: float | None = None,
 ) -> StateSource:
     """Build ``sim.vehicle.Vehicle`` (ConfigError if the physics is not there or rejects the input)."""
     try:
@@ -123,7 +124,9 @@ def make_vehicle(
         raise ConfigError(f"unknown cycle {profile!r}; valid: {', '.join(sorted(PROFILES))}", key="cycle")
     cfg = config if config is not None else VehicleConfig(n_motors=n_motors)
     try:
-        vehicle: StateSource = Vehicle(cfg, profile, seed=seed, scenario=scenario, start_utc=start_utc)
+        vehicle: StateSource = Vehicle(
+            cfg, profile, seed=seed, scenario=scenario, start_utc=start_utc, scenario_start_s=scenario_start_s
+        )
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"cannot build the vehicle: {exc}") from exc
     return vehicle
@@ -146,7 +149,7 @@ def simulate_windows(
 
     ``config`` is a ``sim.vehicle.VehicleConfig`` (or None for the defaults); ``source`` replaces the
     physics (any ``StateSource``, e.g. recorded or synthetic states). ``fault_start_s`` moves the start
-    of the bus fault scenarios.
+    of the fault scenarios (bus and physics).
     """
     if not 0 < seconds <= MAX_SECONDS:
         raise ConfigError(f"seconds must be in (0, {MAX_SECONDS:.0f}], not {seconds}", key="seconds")
@@ -156,12 +159,19 @@ def simulate_windows(
     motors = n_motors if n_motors is not None else int(getattr(config, "n_motors", 2))
     if source is None:
         source = make_vehicle(
-            profile, seed, n_motors=motors, scenario=physics, start_utc=start_utc, config=config
+            profile,
+            seed,
+            n_motors=motors,
+            scenario=physics,
+            start_utc=start_utc,
+            config=config,
+            scenario_start_s=fault_start_s,
         )
+        config = getattr(source, "config", config)
     elif physics is not None:
         raise ConfigError("a physics scenario needs the real vehicle, not an external state source")
     network = Network(
-        n_motors=motors,
+        n_motors=int(getattr(config, "n_motors", motors)),
         n_cells=int(getattr(config, "n_cells", 96)),
         n_probes=int(getattr(config, "n_temp_probes", 32)),
         seed=seed,
