@@ -43,7 +43,7 @@ class _ProfileStart:
 
 
 _STARTS: dict[str, _ProfileStart] = {
-    "drive": _ProfileStart(80.0, 1.0, 2.0, 2.0, 2.0),
+    "drive": _ProfileStart(80.0, 0.0, 2.0, 2.0, 2.0),
     "park": _ProfileStart(60.0, 7.0, 35.0, 25.0, 15.0),    # just parked after a drive
     "ac-charge": _ProfileStart(30.0, 3.0, 10.0, 8.0, 5.0),
     "dc-charge": _ProfileStart(20.0, 5.0, 20.0, 15.0, 8.0),
@@ -252,30 +252,33 @@ class Vehicle:
             f_friction = min(f_friction, 0.3 * f_brake_max)
         shares = drive_shares if torque >= 0.0 else regen_shares
         motor_t = [torque * s for s in shares]
-        p_dc = p_aux
-        loss_m = [0.0] * n_m
-        loss_i = [0.0] * n_m
-        if ready:
-            for k in range(n_m):
-                lm, li = pt.motor_loss_w(cfg, motor_t[k], omega)
-                if k == 0:
-                    lm += f.motor_extra_loss_w
-                    li += f.inverter_extra_loss_w
-                loss_m[k], loss_i[k] = lm, li
-                p_dc += motor_t[k] * omega + lm + li
-        i_pack = self.pack.current_for_power(p_dc) if contactors else 0.0
-        p_batt = (e - rp * i_pack) * i_pack
         # --- longitudinal dynamics ---
         f_wheel = torque * cfg.gear_ratio * (eta if torque >= 0.0 else 1.0 / eta) / r
         a = (f_wheel - f_res - f_friction) / m_eff
         v_new = max(0.0, v + a * dt)
         if v_new == 0.0 and v == 0.0:
             f_friction = 0.0
-        ds = 0.5 * (v + v_new) * dt
+        v_avg = 0.5 * (v + v_new)
+        ds = v_avg * dt
         self.distance_m += ds
         self.v = v_new
-        p_mech = torque * omega
-        p_wheel = f_wheel * v
+        # --- electrical: powers over the step at the mean speed ---
+        omega_avg = pt.motor_speed_rad_s(cfg, v_avg)
+        p_dc = p_aux
+        loss_m = [0.0] * n_m
+        loss_i = [0.0] * n_m
+        if ready:
+            for k in range(n_m):
+                lm, li = pt.motor_loss_w(cfg, motor_t[k], omega_avg)
+                if k == 0:
+                    lm += f.motor_extra_loss_w
+                    li += f.inverter_extra_loss_w
+                loss_m[k], loss_i[k] = lm, li
+                p_dc += motor_t[k] * omega_avg + lm + li
+        i_pack = self.pack.current_for_power(p_dc) if contactors else 0.0
+        p_batt = (e - rp * i_pack) * i_pack
+        p_mech = torque * omega_avg
+        p_wheel = f_wheel * v_avg
         en = self._e
         en["wheels"] += p_wheel * dt
         en["ldl"] += (p_mech - p_wheel) * dt
@@ -288,7 +291,7 @@ class Vehicle:
         lv_v = self._step_lv(dt, dcdc_on, key_on=True)
         self._step_insulation(dt)
         motors = self._motor_states(motor_t, ready, i_pack, [
-            (motor_t[k] * omega + loss_m[k] + loss_i[k]) for k in range(n_m)])
+            (motor_t[k] * omega_avg + loss_m[k] + loss_i[k]) for k in range(n_m)])
         return self._snapshot(key_on=True, ready=ready, contactors=contactors, accel=accel * 100.0,
                               brake=brake * 100.0, motors=motors, pack_i=i_pack, dcdc_on=dcdc_on,
                               chg_v=0.0, chg_i=0.0, chg_pmax=0.0, limits=(i_chg, i_dis),
