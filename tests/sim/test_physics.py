@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import replace
@@ -90,7 +91,7 @@ def test_energy_balance_and_distance(fixture: str, request: pytest.FixtureReques
     assert 0 < end.energy_loss_battery_j < 0.05 * end.energy_battery_j
     # wheels: road load + friction brakes (start and end at rest, so no kinetic energy left)
     road = 0.0
-    for a, b in zip(states, states[1:], strict=False):
+    for a, b in itertools.pairwise(states):
         va, vb = a.speed_kmh / 3.6, b.speed_kmh / 3.6
         aero, roll, grade = road_load_n(CFG, va, b.grade_pct / 100.0)
         road += (aero + roll + grade) * 0.5 * (va + vb) * 0.1
@@ -185,7 +186,7 @@ def test_determinism() -> None:
 
 
 def test_hv_and_gnss_signals(wltc: tuple[Vehicle, list[VehicleState]]) -> None:
-    v, states = wltc
+    _v, states = wltc
     moving = [s for s in states if s.speed_kmh > 20]
     assert all(s.ready and s.main_contactors_closed and s.hv_interlock_closed and s.dcdc_active
                for s in moving)
@@ -193,12 +194,13 @@ def test_hv_and_gnss_signals(wltc: tuple[Vehicle, list[VehicleState]]) -> None:
     assert all(13.5 < s.lv_voltage_v < 14.5 for s in moving)
     lat = np.array([s.latitude_deg for s in states])
     lon = np.array([s.longitude_deg for s in states])
-    assert 30.2 < lat.min() and lat.max() < 30.3 and 120.1 < lon.min() and lon.max() < 120.2
+    assert lat.min() > 30.2 and lat.max() < 30.3 and lon.min() > 120.1 and lon.max() < 120.2
     # position advances with the odometer: a 0.1 s step moves v*dt metres
     a, b = moving[100], moving[101]
     if a.t + 0.1 == pytest.approx(b.t):
         dn = (b.latitude_deg - a.latitude_deg) * math.pi / 180 * 6371000
-        de = (b.longitude_deg - a.longitude_deg) * math.pi / 180 * 6371000 * math.cos(math.radians(a.latitude_deg))
+        de = (b.longitude_deg - a.longitude_deg) * math.pi / 180 * 6371000 \
+            * math.cos(math.radians(a.latitude_deg))
         assert math.hypot(dn, de) == pytest.approx((b.odometer_km - a.odometer_km) * 1000, rel=0.02)
         assert math.degrees(math.atan2(de, dn)) % 360 == pytest.approx(b.heading_deg, abs=0.5)
     assert max(abs(s.grade_pct) for s in states) > 0.5
