@@ -19,8 +19,8 @@ The rules, defaults and inferences are documented in docs/session.md.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
+import struct
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +28,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Protocol
 
-from agent.protocol import wire
+from agent.protocol import codec, wire
+from agent.protocol.codec import CodecOptions, ResponseForm
 from agent.protocol.errors import ProtocolError, TboxError
 from agent.protocol.model import (
     Activation,
@@ -74,6 +75,7 @@ PLATFORM_ADDRESS_PARAMETERS = frozenset(
     {ParameterId.PLATFORM_DOMAIN_LENGTH, ParameterId.PLATFORM_DOMAIN, ParameterId.PLATFORM_PORT}
 )
 _DEDUPE_SIZE = 64
+_DECODE_BUGS = (ValueError, IndexError, KeyError, TypeError, struct.error)
 _UPLOAD_TRACK_LIMIT = 4096
 
 
@@ -117,7 +119,8 @@ class FrameCodec(Protocol):
 
 
 def _codec_module() -> Any:
-    return importlib.import_module("agent.protocol.codec")
+    """The codec module (a seam for tests)."""
+    return codec
 
 
 class DefaultCodec:
@@ -128,27 +131,22 @@ class DefaultCodec:
         *,
         cipher: Cipher | None = None,
         signer: Signer | None = None,
-        options: object | None = None,
+        options: CodecOptions | None = None,
     ) -> None:
         self.cipher = cipher
         self.signer = signer
         self.options = options
 
     def encode(self, frame: Frame) -> bytes:
-        codec = _codec_module()
-        kwargs: dict[str, object] = {"cipher": self.cipher, "signer": self.signer}
-        if self.options is not None:
-            kwargs["options"] = self.options
-        data: bytes = codec.encode_frame(frame, **kwargs)
-        return data
+        """Encode, encrypting every non-empty data unit when a cipher is set."""
+        cipher = self.cipher
+        if cipher is not None and frame.encryption == Encryption.NONE and not isinstance(frame.body, Empty):
+            frame = dataclasses.replace(frame, encryption=cipher.encryption)
+        options = self.options or codec.DEFAULT
+        return codec.encode_frame(frame, cipher=cipher, signer=self.signer, options=options)
 
     def decode(self, raw: wire.RawFrame) -> Frame:
-        codec = _codec_module()
-        kwargs: dict[str, object] = {"cipher": self.cipher}
-        if self.options is not None:
-            kwargs["options"] = self.options
-        frame: Frame = codec.decode_raw(raw, **kwargs)
-        return frame
+        return codec.decode_raw(raw, cipher=self.cipher, options=self.options or codec.DEFAULT)
 
 
 # =========================================================================== serial store
@@ -514,14 +512,6 @@ class FrameReceived(Event):
 # =========================================================================== settings
 
 
-class ResponseForm(Enum):
-    """How a response's data unit is built (spec §2.2): the standards and platforms disagree."""
-
-    TIME_ONLY = "time_only"  # 2016 Body 6.3.2, 2025 Body and Annex B: keep the time, drop the rest
-    ECHO = "echo"  # 2016 Annex B.3.3.2: the request's unit with the time replaced (EMQX)
-    EMPTY = "empty"  # L = 0 (terryhart heartbeat replies)
-
-
 class BeforeLogin(Enum):
     """What a platform does with frames that arrive before a successful login."""
 
@@ -664,6 +654,11 @@ class _Base:
                 frame = self.codec.decode(raw)
             except ProtocolError as exc:
                 events.extend(self._undecodable(raw, exc, now))
+                continue
+            except _DECODE_BUGS as exc:  # a decoder bug must not kill the link: report it as corrupt data
+                log.exception("decoder failed on cmd 0x%02X", raw.command)
+                error = ProtocolError(f"decoder failed: {exc!r}", 24, "data")
+                events.extend(self._undecodable(raw, error, now))
                 continue
             events.extend(self.receive_frame(frame, now))
         return events
@@ -1341,13 +1336,9 @@ class TerminalSession(_ClientSession):
 
 def activation_signed_bytes(activation: Activation) -> bytes:
     """The bytes a 2025 activation signature covers: time, chip id (16, space-padded), key length,
-    public key, VIN (Table B.3; spec 2025 §3.8)."""
-    local = activation.time.astimezone(BEIJING)
-    t = wire.encode_time((local.year, local.month, local.day, local.hour, local.minute, local.second))
-    chip = activation.chip_id.encode("ascii").ljust(16, b" ")[:16]
-    vin = activation.vin.encode("ascii").ljust(17, b"\x00")[:17]
-    key = activation.public_key
-    return t + chip + len(key).to_bytes(2, "big") + key + vin
+    public key, VIN (Table B.3; spec 2025 §3.8) — ``codec.signed_range``."""
+    data: bytes = _codec_module().signed_range(Edition.E2025, activation)
+    return data
 
 
 # =========================================================================== forwarding client
@@ -1688,9 +1679,8 @@ class PlatformSession(_Base):
     def _verify(self, edition: Edition, report: RealtimeReport) -> bool:
         if report.signature is None or self.verifier is None:
             return False
-        codec = _codec_module()
         try:
-            data: bytes = codec.signed_range(edition, report)
+            data: bytes = _codec_module().signed_range(edition, report)
         except ProtocolError:
             return False
         return bool(self.verifier.verify(data, report.signature))
