@@ -31,12 +31,13 @@ class RunRecorder:
     def __init__(self, period_s: float = 1.0) -> None:
         self.period_s = period_s
         self.samples: list[Sample] = []
-        self._next_t = -1.0
+        self._last_slot = -1
 
     def record(self, state: VehicleState) -> None:
-        if state.t < self._next_t:
+        slot = int(state.t / self.period_s + 1e-6)
+        if slot <= self._last_slot:
             return
-        self._next_t = state.t + self.period_s
+        self._last_slot = slot
         cv = state.cell_voltages_v
         ct = state.cell_temps_c
         self.samples.append(Sample(
