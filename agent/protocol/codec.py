@@ -17,7 +17,6 @@ Contested points and the choices made here are listed in docs/conformance.md ("C
 from __future__ import annotations
 
 import dataclasses
-import functools
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -202,6 +201,10 @@ def _decode_time(data: bytes, off: int, base: int, field: str) -> datetime:
 
 
 def _encode_time(value: datetime, field: str, strict: bool = False) -> bytes:
+    if value.__class__ is datetime and value.tzinfo is UTC and not strict:
+        bj = value + _H8
+        if 2000 <= bj.year <= 2099:
+            return bytes((bj.year - 2000, bj.month, bj.day, bj.hour, bj.minute, bj.second))
     if not isinstance(value, datetime):
         raise ProtocolError(f"expected a datetime, got {type(value).__name__}", None, field)
     if value.tzinfo is None:
@@ -268,16 +271,19 @@ _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 
-_STRUCT_CACHE: dict[str, struct.Struct] = {}
+_ARRAYS: dict[str, dict[int, struct.Struct]] = {"H": {}, "I": {}}
+_ARR_H: Final = _ARRAYS["H"]
+_ARR_I: Final = _ARRAYS["I"]
 
 
 def _array(fmt: str, count: int) -> struct.Struct:
-    key = f">{count}{fmt}"
-    st = _STRUCT_CACHE.get(key)
+    """Precompiled ``>{count}{fmt}`` (cached)."""
+    cache = _ARRAYS[fmt]
+    st = cache.get(count)
     if st is None:
-        st = struct.Struct(key)
-        if len(_STRUCT_CACHE) < 4096:
-            _STRUCT_CACHE[key] = st
+        st = struct.Struct(f">{count}{fmt}")
+        if len(cache) < 4096:
+            cache[count] = st
     return st
 
 
@@ -312,14 +318,20 @@ _TEMP_DEC_PLAIN: Final[tuple[int, ...]] = tuple(range(-40, 256 - 40))
 _TEMP_ENC_PLAIN: Final[dict[object, int]] = {v: i for i, v in enumerate(_TEMP_DEC_PLAIN)}
 
 
-@functools.cache
+_MV_DEC: list[float | Special] = []
+_MV_ENC: dict[object, int] = {}
+
+
 def _millivolt_tables() -> tuple[list[float | Special], dict[object, int]]:
-    """WORD cell voltage, 0.001 V, FFFE/FFFF sentinels: raw -> value list and value -> raw dict."""
-    dec: list[float | Special] = [raw / 1000 for raw in range(0xFFFE)]
-    dec.append(_ABN)
-    dec.append(_INV)
-    enc: dict[object, int] = {v: i for i, v in enumerate(dec)}
-    return dec, enc
+    """WORD cell voltage, 0.001 V, FFFE/FFFF sentinels: raw -> value list and value -> raw dict
+    (built on first use: 64 K entries)."""
+    if not _MV_DEC:
+        dec: list[float | Special] = [raw / 1000 for raw in range(0xFFFE)]
+        dec.append(_ABN)
+        dec.append(_INV)
+        _MV_ENC.update((v, i) for i, v in enumerate(dec))
+        _MV_DEC.extend(dec)
+    return _MV_DEC, _MV_ENC
 
 
 _flag_cache: dict[int, GeneralAlarmFlag] = {}
@@ -478,18 +490,17 @@ class _Record:
             f"    return _pk({', '.join(enc_values)})",
         ]
         exec(compile("\n".join(src), f"<codec record {name}>", "exec"), ns)
-        self._dec: Callable[..., Any] = ns["dec"]
-        self._pack: Callable[[Any], bytes] = ns["pack"]
-
-    def dec(self, buf: bytes, off: int, *extras: object) -> Any:
-        return self._dec(buf, off, *extras)
+        #: dec(buf, off, *extras) -> dataclass (generated; the caller has checked the size)
+        self.dec: Callable[..., Any] = ns["dec"]
+        #: pack_fast(obj) -> bytes without validation (generated)
+        self.pack_fast: Callable[[Any], bytes] = ns["pack"]
 
     def pack(self, obj: Any, field: str, strict: bool = False) -> bytes:
         if strict:
             self.check(obj, field, strict=True)
         try:
-            return self._pack(obj)
-        except (struct.error, TypeError, AttributeError, ValueError, OverflowError) as exc:
+            return self.pack_fast(obj)
+        except (struct.error, TypeError, AttributeError, ValueError, OverflowError, KeyError) as exc:
             self.check(obj, field, strict=False)
             raise ProtocolError(f"cannot encode: {exc}", None, field) from None
 
@@ -757,8 +768,18 @@ def _dec_count(data: bytes, off: int, width: str, sentinel: bool) -> tuple[int, 
     return raw, None
 
 
+_COUNT_B: Final = tuple(bytes((i,)) for i in range(256))
+
+
 def _enc_count(items: object, width: str, field: str, limit: int | None = None) -> tuple[bytes, Any]:
     """Count prefix for a list (or the sentinel when the list is a Special)."""
+    if items.__class__ is tuple:
+        n = len(items)
+        if width == "B":
+            if n < (255 if limit == 255 else 0xFE):
+                return _COUNT_B[n], items
+        elif n < 0xFFFE:
+            return _U16.pack(n), items
     if isinstance(items, Special):
         return (_U8 if width == "B" else _U16).pack(_ABN_RAW[width] + (items is _INV)), ()
     if not isinstance(items, (tuple, list)):
@@ -771,15 +792,18 @@ def _enc_count(items: object, width: str, field: str, limit: int | None = None) 
 
 
 def _dec_millivolts(data: bytes, off: int, n: int) -> tuple[float | Special, ...]:
-    dec = _millivolt_tables()[0]
-    return tuple(map(dec.__getitem__, _array("H", n).unpack_from(data, off)))
+    dec = _MV_DEC or _millivolt_tables()[0]
+    st = _ARR_H.get(n) or _array("H", n)
+    return tuple(map(dec.__getitem__, st.unpack_from(data, off)))
 
 
 def _enc_millivolts(values: Any, field: str, strict: bool) -> bytes:
-    enc = _millivolt_tables()[1]
+    enc = _MV_ENC or _millivolt_tables()[1]
     try:
         if not strict:
-            return _array("H", len(values)).pack(*map(enc.__getitem__, values))
+            n = len(values)
+            st = _ARR_H.get(n) or _array("H", n)
+            return st.pack(*map(enc.__getitem__, values))
     except (KeyError, TypeError):
         pass
     f = _Field("cell", "H", "lin", div=1000, hi=60000)
@@ -842,25 +866,44 @@ def _enc_vehicle_2016(block: VehicleData, opts: CodecOptions, field: str) -> byt
     return _VEHICLE_2016.pack(block, field, opts.strict)
 
 
+_FAST_ERRORS: Final = (struct.error, TypeError, AttributeError, ValueError, OverflowError, KeyError)
+
+
+def _pack_items(rec: _Record, items: Any, field: str, strict: bool) -> bytes:
+    """Bytes of a list of fixed records; names the failing item only on the (slow) error path."""
+    pack = rec.pack_fast
+    if not strict:
+        try:
+            return b"".join([pack(x) for x in items])
+        except _FAST_ERRORS:
+            pass
+    for i, x in enumerate(items):
+        rec.check(x, f"{field}[{i}]", strict)
+    try:
+        return b"".join([pack(x) for x in items])
+    except _FAST_ERRORS as exc:
+        raise ProtocolError(f"cannot encode: {exc}", None, field) from None
+
+
 def _motors_codec(rec: _Record, cls: type, count_sentinel: bool) -> tuple[_Dec, _Enc]:
     size = rec.size
+    recdec = rec.dec
 
     def dec(data: bytes, off: int, end: int, base: int, opts: CodecOptions) -> tuple[Any, int]:
-        _need(data, off, 1, end, base, "realtime.motors.count")
-        n, special = _dec_count(data, off, "B", count_sentinel)
+        if off >= end:
+            _need(data, off, 1, end, base, "realtime.motors.count")
+        n = data[off]
         off += 1
-        if special is not None:
-            return cls(special), off
-        _need(data, off, n * size, end, base, "realtime.motors")
-        recdec = rec.dec
+        if count_sentinel and n >= 0xFE:
+            return cls(_SPECIAL_OF["B"][n]), off
+        if off + n * size > end:
+            _need(data, off, n * size, end, base, "realtime.motors")
         motors = tuple([recdec(data, off + i * size) for i in range(n)])
         return cls(motors), off + n * size
 
     def enc(block: Any, opts: CodecOptions, field: str) -> bytes:
         head, motors = _enc_count(block.motors, "B", field + ".motors", None if count_sentinel else 255)
-        strict = opts.strict
-        pack = rec.pack
-        return head + b"".join([pack(m, f"{field}.motors[{i}]", strict) for i, m in enumerate(motors)])
+        return head + _pack_items(rec, motors, field + ".motors", opts.strict)
 
     return dec, enc
 
@@ -883,73 +926,73 @@ def _enc_fuel_cell_2016(block: FuelCell, opts: CodecOptions, field: str) -> byte
     return packed[:6] + head + temps + packed[6:]
 
 
+_LONLAT = struct.Struct(">II")
+_LOCATION_2016 = struct.Struct(">BII")
+_LOCATION_2025 = struct.Struct(">BBII")
+_COORDINATE_MAP: Final = _enum_map(CoordinateSystem, "B", True)
+_COORD_FIELD = _Field("coordinate", "I", "lin", div=1000000)
+_COORDINATE_FIELD = _code("coordinate_system", CoordinateSystem)
+
+
 def _dec_location(e25: bool) -> _Dec:
     size = 10 if e25 else 9
+    st = _LOCATION_2025 if e25 else _LOCATION_2016
+    specials = _SPECIAL_OF["I"]
 
     def dec(data: bytes, off: int, end: int, base: int, opts: CodecOptions) -> tuple[Any, int]:
         if off + size > end:
             _need(data, off, size, end, base, "realtime.location")
-        status = data[off]
         if e25:
-            cs = data[off + 1]
-            coordinate = _COORDINATE_MAP.get(cs, cs)
-            lon_raw, lat_raw = _LONLAT.unpack_from(data, off + 2)
+            status, cs, lon_raw, lat_raw = st.unpack_from(data, off)
         else:
-            lon_raw, lat_raw = _LONLAT.unpack_from(data, off + 1)
+            status, lon_raw, lat_raw = st.unpack_from(data, off)
         lon: Any
         lat: Any
         if lon_raw < 0xFFFFFFFE:
-            lon = lon_raw / 1000000
-            if status & 0x04:
-                lon = -lon
+            lon = -lon_raw / 1000000 if status & 0x04 else lon_raw / 1000000
         else:
-            lon = _SPECIAL_OF["I"][lon_raw]
+            lon = specials[lon_raw]
         if lat_raw < 0xFFFFFFFE:
-            lat = lat_raw / 1000000
-            if status & 0x02:
-                lat = -lat
+            lat = -lat_raw / 1000000 if status & 0x02 else lat_raw / 1000000
         else:
-            lat = _SPECIAL_OF["I"][lat_raw]
+            lat = specials[lat_raw]
         if e25:
-            return Location2025(_LOCATION_STATUS[status], coordinate, lon, lat), off + size
+            return Location2025(_LOCATION_STATUS[status], _COORDINATE_MAP.get(cs, cs), lon, lat), off + size
         return Location(_LOCATION_STATUS[status], lon, lat), off + size
 
     return dec
 
 
-_LONLAT = struct.Struct(">II")
-_COORDINATE_MAP: Final = _enum_map(CoordinateSystem, "B", True)
-_COORD_FIELD = _Field("coordinate", "I", "lin", div=1000000)
+def _coordinate(value: Any, bit: int, name: str, field: str, strict: bool) -> tuple[int, int]:
+    """(raw magnitude, hemisphere bit to set) of one coordinate."""
+    if value.__class__ is float and 0 <= value < 4294.967 and not strict:
+        return round(value * 1000000), 0
+    if value.__class__ is float and -4294.967 < value < 0 and not strict:
+        return round(-value * 1000000), bit
+    if isinstance(value, Special):
+        return _raw_of(_COORD_FIELD, value, f"{field}.{name}", False), 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError(f"expected a number, got {type(value).__name__}", None, f"{field}.{name}")
+    raw = _raw_of(_COORD_FIELD, abs(value), f"{field}.{name}", False)
+    if strict and raw > (180000000 if bit == 0x04 else 90000000):
+        raise ProtocolError(f"{name} {value} out of range", None, f"{field}.{name}")
+    return raw, (bit if value < 0 else 0)
 
 
 def _enc_location(block: Location | Location2025, opts: CodecOptions, field: str) -> bytes:
     given = block.status
     if not isinstance(given, int) or isinstance(given, bool) or not 0 <= given <= 0xFF:
         raise ProtocolError("status must be LocationStatus bits 0..0xFF", None, field + ".status")
-    status = int(given)
-    raws = []
-    for name, bit in (("longitude", 0x04), ("latitude", 0x02)):
-        value = getattr(block, name)
-        if isinstance(value, Special):
-            raws.append(_raw_of(_COORD_FIELD, value, f"{field}.{name}", False))
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ProtocolError(f"expected a number, got {type(value).__name__}", None, f"{field}.{name}")
-        if value < 0:
-            status |= bit
-        raw = _raw_of(_COORD_FIELD, abs(value), f"{field}.{name}", False)
-        if opts.strict and raw > (180000000 if bit == 0x04 else 90000000):
-            raise ProtocolError(f"{name} {value} out of range", None, f"{field}.{name}")
-        raws.append(raw)
+    strict = opts.strict
+    lon, west = _coordinate(block.longitude, 0x04, "longitude", field, strict)
+    lat, south = _coordinate(block.latitude, 0x02, "latitude", field, strict)
+    status = int(given) | west | south
     if isinstance(block, Location2025):
-        cs = _raw_of(
-            _code("coordinate_system", CoordinateSystem),
-            block.coordinate_system,
-            field + ".coordinate_system",
-            opts.strict,
-        )
-        return bytes((status, cs)) + _LONLAT.pack(*raws)
-    return bytes((status,)) + _LONLAT.pack(*raws)
+        cs = block.coordinate_system
+        if cs.__class__ is not CoordinateSystem or strict:
+            cs = _raw_of(_COORDINATE_FIELD, cs, field + ".coordinate_system", strict)
+        return _LOCATION_2025.pack(status, cs, lon, lat)
+    return _LOCATION_2016.pack(status, lon, lat)
 
 
 _ALARM_HEAD = struct.Struct(">BI")
@@ -959,56 +1002,65 @@ _FLAG_LEVELS_2025: Final = _enum_map(AlarmLevel, "B", False)
 _FAULT_GROUPS: Final = ("ress_faults", "motor_faults", "engine_faults", "other_faults")
 
 
+def _dec_fault_list(data: bytes, off: int, end: int, base: int, group: str) -> tuple[Any, int]:
+    if off >= end:
+        _need(data, off, 1, end, base, f"realtime.alarm.{group}")
+    n = data[off]
+    off += 1
+    if n >= 0xFE:
+        return _SPECIAL_OF["B"][n], off
+    if off + 4 * n > end:
+        _need(data, off, 4 * n, end, base, f"realtime.alarm.{group}")
+    if n == 0:
+        return (), off
+    return (_ARR_I.get(n) or _array("I", n)).unpack_from(data, off), off + 4 * n
+
+
 def _alarm_codec(e25: bool) -> tuple[_Dec, _Enc]:
     levels = _ALARM_LEVELS_2025 if e25 else _ALARM_LEVELS_2016
     cls = Alarm2025 if e25 else Alarm
     level_field = _code("max_level", AlarmLevel, limit=None if e25 else 3)
 
     def dec(data: bytes, off: int, end: int, base: int, opts: CodecOptions) -> tuple[Any, int]:
-        _need(data, off, 5, end, base, "realtime.alarm")
+        if off + 5 > end:
+            _need(data, off, 5, end, base, "realtime.alarm")
         level, flags = _ALARM_HEAD.unpack_from(data, off)
-        off += 5
-        values: list[Any] = [levels.get(level, level), _flags(flags)]
-        for group in _FAULT_GROUPS:
-            _need(data, off, 1, end, base, f"realtime.alarm.{group}")
-            n, special = _dec_count(data, off, "B", True)
-            off += 1
-            if special is not None:
-                values.append(special)
-                continue
-            _need(data, off, 4 * n, end, base, f"realtime.alarm.{group}")
-            values.append(_array("I", n).unpack_from(data, off))
-            off += 4 * n
-        if e25:
+        ress, off = _dec_fault_list(data, off + 5, end, base, "ress_faults")
+        motor, off = _dec_fault_list(data, off, end, base, "motor_faults")
+        engine, off = _dec_fault_list(data, off, end, base, "engine_faults")
+        other, off = _dec_fault_list(data, off, end, base, "other_faults")
+        if not e25:
+            return Alarm(levels.get(level, level), _flags(flags), ress, motor, engine, other), off
+        if off >= end:
             _need(data, off, 1, end, base, "realtime.alarm.flag_levels")
-            n, special = _dec_count(data, off, "B", True)
-            off += 1
-            if special is not None:
-                values.append(special)
-            else:
+        n = data[off]
+        off += 1
+        pairs: Any
+        if n >= 0xFE:
+            pairs = _SPECIAL_OF["B"][n]
+        else:
+            if off + 2 * n > end:
                 _need(data, off, 2 * n, end, base, "realtime.alarm.flag_levels")
-                pairs = data[off : off + 2 * n]
-                values.append(
-                    tuple(
-                        [
-                            FlagLevel(pairs[i], _FLAG_LEVELS_2025.get(pairs[i + 1], pairs[i + 1]))
-                            for i in range(0, 2 * n, 2)
-                        ]
-                    )
-                )
-                off += 2 * n
-        return cls(*values), off
+            raw = data[off : off + 2 * n]
+            pairs = tuple(
+                [FlagLevel(raw[i], _FLAG_LEVELS_2025.get(raw[i + 1], raw[i + 1])) for i in range(0, 2 * n, 2)]
+            )
+            off += 2 * n
+        return Alarm2025(levels.get(level, level), _flags(flags), ress, motor, engine, other, pairs), off
 
     def enc(block: Any, opts: CodecOptions, field: str) -> bytes:
-        if not isinstance(block, cls):
+        if block.__class__ is not cls:
             raise ProtocolError(f"expected {cls.__name__}", None, field)
-        level = _raw_of(level_field, block.max_level, field + ".max_level", opts.strict)
+        strict = opts.strict
+        level = block.max_level
+        if level.__class__ is not AlarmLevel or strict or (not e25 and level > 3):
+            level = _raw_of(level_field, level, field + ".max_level", strict)
         flags = block.general_flags
         if isinstance(flags, bool) or not isinstance(flags, int) or not 0 <= flags <= 0xFFFFFFFF:
             raise ProtocolError(
                 "general_flags must be a 32-bit GeneralAlarmFlag", None, field + ".general_flags"
             )
-        if opts.strict and flags >> (28 if e25 else 19):
+        if strict and flags >> (28 if e25 else 19):
             raise ProtocolError("reserved alarm flag bits set", None, field + ".general_flags")
         parts = [_ALARM_HEAD.pack(level, flags)]
         for group in _FAULT_GROUPS:
@@ -1016,7 +1068,7 @@ def _alarm_codec(e25: bool) -> tuple[_Dec, _Enc]:
             parts.append(head)
             if codes:
                 try:
-                    parts.append(_array("I", len(codes)).pack(*codes))
+                    parts.append((_ARR_I.get(len(codes)) or _array("I", len(codes))).pack(*codes))
                 except struct.error:
                     raise ProtocolError("fault codes must be DWORDs", None, f"{field}.{group}") from None
         if e25:
@@ -1024,18 +1076,18 @@ def _alarm_codec(e25: bool) -> tuple[_Dec, _Enc]:
             parts.append(head)
             out = bytearray()
             for i, item in enumerate(pairs):
-                if not isinstance(item, FlagLevel):
+                if item.__class__ is not FlagLevel:
                     raise ProtocolError("expected FlagLevel", None, f"{field}.flag_levels[{i}]")
+                bit = item.bit
+                lv = item.level
                 if not (
-                    isinstance(item.bit, int)
-                    and 0 <= item.bit <= 255
-                    and isinstance(item.level, int)
-                    and 0 <= item.level <= 255
-                ):
+                    isinstance(bit, int) and 0 <= bit <= 255 and isinstance(lv, int) and 0 <= lv <= 255
+                ) or isinstance(bit, bool):
                     raise ProtocolError("bit and level must be bytes", None, f"{field}.flag_levels[{i}]")
-                if opts.strict and (item.bit > 31 or item.level > 4):
+                if strict and (bit > 31 or lv > 4):
                     raise ProtocolError("bit 0..31, level 0..4", None, f"{field}.flag_levels[{i}]")
-                out += bytes((item.bit, int(item.level)))
+                out.append(bit)
+                out.append(lv)
             parts.append(bytes(out))
         return b"".join(parts)
 
@@ -1043,20 +1095,21 @@ def _alarm_codec(e25: bool) -> tuple[_Dec, _Enc]:
 
 
 def _dec_cells_2016(data: bytes, off: int, end: int, base: int, opts: CodecOptions) -> tuple[Any, int]:
-    _need(data, off, 1, end, base, "realtime.cell_voltages.count")
-    n, special = _dec_count(data, off, "B", True)
+    if off >= end:
+        _need(data, off, 1, end, base, "realtime.cell_voltages.count")
+    n = data[off]
     off += 1
-    if special is not None:
-        return CellVoltages(special), off
+    if n >= 0xFE:
+        return CellVoltages(_SPECIAL_OF["B"][n]), off
     records = []
-    head = _SUBSYSTEM_VOLTAGES
+    head = _SUBSYSTEM_VOLTAGES.dec
     for i in range(n):
         if off + 10 > end:
             _need(data, off, 10, end, base, f"realtime.cell_voltages[{i}]")
         m = data[off + 9]
         if off + 10 + 2 * m > end:
             _need(data, off + 10, 2 * m, end, base, f"realtime.cell_voltages[{i}].cell_voltages")
-        records.append(head.dec(data, off, _dec_millivolts(data, off + 10, m)))
+        records.append(head(data, off, _dec_millivolts(data, off + 10, m)))
         off += 10 + 2 * m
     return CellVoltages(tuple(records)), off
 
@@ -1082,46 +1135,46 @@ def split_cell_records(block: CellVoltages, max_per_record: int = 200) -> CellVo
 
 
 def _enc_cells_2016(block: CellVoltages, opts: CodecOptions, field: str) -> bytes:
+    limit = opts.max_cells_per_record
+    subsystems = block.subsystems
     if (
-        not isinstance(block.subsystems, Special)
-        and opts.max_cells_per_record > 0
-        and any(
-            len(r.cell_voltages) > opts.max_cells_per_record
-            for r in block.subsystems
-            if isinstance(r, SubsystemVoltages)
-        )
+        subsystems.__class__ is tuple
+        and limit > 0
+        and any(r.__class__ is SubsystemVoltages and len(r.cell_voltages) > limit for r in subsystems)
     ):
-        block = split_cell_records(block, opts.max_cells_per_record)
+        block = split_cell_records(block, limit)
     head, records = _enc_count(block.subsystems, "B", field + ".subsystems")
     parts = [head]
     strict = opts.strict
+    pack = _SUBSYSTEM_VOLTAGES.pack
     for i, rec in enumerate(records):
-        where = f"{field}.subsystems[{i}]"
-        parts.append(_SUBSYSTEM_VOLTAGES.pack(rec, where, strict))
+        parts.append(pack(rec, field, strict))
         cells = rec.cell_voltages
-        if not isinstance(cells, (tuple, list)):
-            raise ProtocolError("expected a tuple of cell voltages", None, where + ".cell_voltages")
-        if len(cells) > 255 or (strict and len(cells) > 200):
-            raise ProtocolError(f"{len(cells)} cells in one record (max 200)", None, where + ".cell_voltages")
-        parts.append(bytes((len(cells),)))
-        parts.append(_enc_millivolts(cells, where + ".cell_voltages", strict))
+        n = len(cells) if cells.__class__ is tuple else -1
+        if not 0 <= n <= (200 if strict else 255):
+            where = f"{field}.subsystems[{i}].cell_voltages"
+            raise ProtocolError("expected a tuple of at most 200 cell voltages per record", None, where)
+        parts.append(_COUNT_B[n])
+        parts.append(_enc_millivolts(cells, field + ".cell_voltages", strict))
     return b"".join(parts)
 
 
 def _dec_packs_2025(data: bytes, off: int, end: int, base: int, opts: CodecOptions) -> tuple[Any, int]:
-    _need(data, off, 1, end, base, "realtime.parallel_unit_voltages.count")
-    n, special = _dec_count(data, off, "B", True)
+    if off >= end:
+        _need(data, off, 1, end, base, "realtime.parallel_unit_voltages.count")
+    n = data[off]
     off += 1
-    if special is not None:
-        return ParallelUnitVoltages(special), off
+    if n >= 0xFE:
+        return ParallelUnitVoltages(_SPECIAL_OF["B"][n]), off
     packs = []
+    head = _PACK_VOLTAGES.dec
     for i in range(n):
         if off + 7 > end:
             _need(data, off, 7, end, base, f"realtime.parallel_unit_voltages[{i}]")
         m = (data[off + 5] << 8) | data[off + 6]
         if off + 7 + 2 * m > end:
             _need(data, off + 7, 2 * m, end, base, f"realtime.parallel_unit_voltages[{i}].cell_voltages")
-        packs.append(_PACK_VOLTAGES.dec(data, off, _dec_millivolts(data, off + 7, m)))
+        packs.append(head(data, off, _dec_millivolts(data, off + 7, m)))
         off += 7 + 2 * m
     return ParallelUnitVoltages(tuple(packs)), off
 
@@ -1129,38 +1182,41 @@ def _dec_packs_2025(data: bytes, off: int, end: int, base: int, opts: CodecOptio
 def _enc_packs_2025(block: ParallelUnitVoltages, opts: CodecOptions, field: str) -> bytes:
     head, packs = _enc_count(block.packs, "B", field + ".packs")
     parts = [head]
-    for i, pack in enumerate(packs):
-        where = f"{field}.packs[{i}]"
-        parts.append(_PACK_VOLTAGES.pack(pack, where, opts.strict))
-        cells = pack.cell_voltages
-        if not isinstance(cells, (tuple, list)) or len(cells) > 65531:
-            raise ProtocolError("expected at most 65531 unit voltages", None, where + ".cell_voltages")
+    pack = _PACK_VOLTAGES.pack
+    for pk in packs:
+        parts.append(pack(pk, field + ".packs", opts.strict))
+        cells = pk.cell_voltages
+        if cells.__class__ is not tuple or len(cells) > 65531:
+            raise ProtocolError(
+                "expected a tuple of at most 65531 unit voltages", None, field + ".cell_voltages"
+            )
         parts.append(_U16.pack(len(cells)))
-        parts.append(_enc_millivolts(cells, where + ".cell_voltages", opts.strict))
+        parts.append(_enc_millivolts(cells, field + ".cell_voltages", opts.strict))
     return b"".join(parts)
 
 
 def _dec_temperatures(data: bytes, off: int, end: int, base: int, opts: CodecOptions) -> tuple[Any, int]:
-    _need(data, off, 1, end, base, "realtime.temperatures.count")
-    n, special = _dec_count(data, off, "B", True)
+    if off >= end:
+        _need(data, off, 1, end, base, "realtime.temperatures.count")
+    n = data[off]
     off += 1
-    if special is not None:
-        return Temperatures(special), off
+    if n >= 0xFE:
+        return Temperatures(_SPECIAL_OF["B"][n]), off
     subsystems = []
+    table = _TEMP_DEC
     for i in range(n):
-        _need(data, off, 3, end, base, f"realtime.temperatures[{i}]")
+        if off + 3 > end:
+            _need(data, off, 3, end, base, f"realtime.temperatures[{i}]")
         no = data[off]
         number = no if no < 0xFE else _SPECIAL_OF["B"][no]
-        m, msp = _dec_count(data, off + 1, "H", True)
+        m = (data[off + 1] << 8) | data[off + 2]
         off += 3
-        if msp is not None:
-            subsystems.append(SubsystemTemperatures(number, msp))
+        if m >= 0xFFFE:
+            subsystems.append(SubsystemTemperatures(number, _SPECIAL_OF["H"][m]))
             continue
         if off + m > end:
             _need(data, off, m, end, base, f"realtime.temperatures[{i}].temperatures")
-        subsystems.append(
-            SubsystemTemperatures(number, tuple(map(_TEMP_DEC.__getitem__, data[off : off + m])))
-        )
+        subsystems.append(SubsystemTemperatures(number, tuple(map(table.__getitem__, data[off : off + m]))))
         off += m
     return Temperatures(tuple(subsystems)), off
 
@@ -1171,30 +1227,40 @@ _NUMBER_B = _f("number", "B")
 def _enc_temperatures(block: Temperatures, opts: CodecOptions, field: str) -> bytes:
     head, subsystems = _enc_count(block.subsystems, "B", field + ".subsystems")
     parts = [head]
-    for i, sub in enumerate(subsystems):
-        where = f"{field}.subsystems[{i}]"
-        if not isinstance(sub, SubsystemTemperatures):
-            raise ProtocolError("expected SubsystemTemperatures", None, where)
-        parts.append(bytes((_raw_of(_NUMBER_B, sub.number, where + ".number", False),)))
-        count, temps = _enc_count(sub.temperatures, "H", where + ".temperatures")
+    strict = opts.strict
+    for sub in subsystems:
+        if sub.__class__ is not SubsystemTemperatures:
+            raise ProtocolError("expected SubsystemTemperatures", None, field + ".subsystems")
+        no = sub.number
+        if no.__class__ is not int or not 0 <= no < 0xFE:
+            no = _raw_of(_NUMBER_B, no, field + ".number", False)
+        parts.append(_COUNT_B[no])
+        count, temps = _enc_count(sub.temperatures, "H", field + ".temperatures")
         parts.append(count)
-        parts.append(_enc_temps(temps, where + ".temperatures", opts.strict))
+        parts.append(_enc_temps(temps, field + ".temperatures", strict))
     return b"".join(parts)
 
 
 def _dec_stacks(data: bytes, off: int, end: int, base: int, opts: CodecOptions) -> tuple[Any, int]:
-    _need(data, off, 1, end, base, "realtime.fuel_cell_stacks.count")
+    if off >= end:
+        _need(data, off, 1, end, base, "realtime.fuel_cell_stacks.count")
     n = data[off]
     off += 1
     stacks = []
+    head = _STACK.dec
     for i in range(n):
-        _need(data, off, 12, end, base, f"realtime.fuel_cell_stacks[{i}]")
-        m, msp = _dec_count(data, off + 10, "H", True)
-        temps: Any = msp
-        if msp is None:
-            _need(data, off + 12, m, end, base, f"realtime.fuel_cell_stacks[{i}].coolant_temperatures")
+        if off + 12 > end:
+            _need(data, off, 12, end, base, f"realtime.fuel_cell_stacks[{i}]")
+        m = (data[off + 10] << 8) | data[off + 11]
+        temps: Any
+        if m >= 0xFFFE:
+            temps = _SPECIAL_OF["H"][m]
+            m = 0
+        else:
+            if off + 12 + m > end:
+                _need(data, off + 12, m, end, base, f"realtime.fuel_cell_stacks[{i}].coolant_temperatures")
             temps = _dec_temps(data, off + 12, m)
-        stacks.append(_STACK.dec(data, off, temps))
+        stacks.append(head(data, off, temps))
         off += 12 + m
     return FuelCellStacks(tuple(stacks)), off
 
@@ -1202,31 +1268,39 @@ def _dec_stacks(data: bytes, off: int, end: int, base: int, opts: CodecOptions) 
 def _enc_stacks(block: FuelCellStacks, opts: CodecOptions, field: str) -> bytes:
     head, stacks = _enc_count(block.stacks, "B", field + ".stacks", 255)
     parts = [head]
-    for i, stack in enumerate(stacks):
-        where = f"{field}.stacks[{i}]"
-        parts.append(_STACK.pack(stack, where, opts.strict))
-        count, temps = _enc_count(stack.coolant_temperatures, "H", where + ".coolant_temperatures")
+    pack = _STACK.pack
+    for stack in stacks:
+        parts.append(pack(stack, field + ".stacks", opts.strict))
+        count, temps = _enc_count(stack.coolant_temperatures, "H", field + ".coolant_temperatures")
         parts.append(count)
-        parts.append(_enc_temps(temps, where + ".coolant_temperatures", opts.strict))
+        parts.append(_enc_temps(temps, field + ".coolant_temperatures", opts.strict))
     return b"".join(parts)
 
 
 def _dec_supercap(data: bytes, off: int, end: int, base: int, opts: CodecOptions) -> tuple[Any, int]:
     start = off
-    _need(data, off, 7, end, base, "realtime.supercapacitor")
-    m, msp = _dec_count(data, off + 5, "H", True)
+    if off + 7 > end:
+        _need(data, off, 7, end, base, "realtime.supercapacitor")
+    m = (data[off + 5] << 8) | data[off + 6]
     off += 7
-    cells: Any = msp
-    if msp is None:
-        _need(data, off, 2 * m, end, base, "realtime.supercapacitor.cell_voltages")
+    cells: Any
+    if m >= 0xFFFE:
+        cells = _SPECIAL_OF["H"][m]
+    else:
+        if off + 2 * m > end:
+            _need(data, off, 2 * m, end, base, "realtime.supercapacitor.cell_voltages")
         cells = _dec_millivolts(data, off, m)
         off += 2 * m
-    _need(data, off, 2, end, base, "realtime.supercapacitor.temperatures")
-    n, nsp = _dec_count(data, off, "H", True)
+    if off + 2 > end:
+        _need(data, off, 2, end, base, "realtime.supercapacitor.temperatures")
+    n = (data[off] << 8) | data[off + 1]
     off += 2
-    temps: Any = nsp
-    if nsp is None:
-        _need(data, off, n, end, base, "realtime.supercapacitor.temperatures")
+    temps: Any
+    if n >= 0xFFFE:
+        temps = _SPECIAL_OF["H"][n]
+    else:
+        if off + n > end:
+            _need(data, off, n, end, base, "realtime.supercapacitor.temperatures")
         temps = _dec_temps(data, off, n)
         off += n
     return _SUPERCAP.dec(data, start, cells, temps), off
@@ -1475,6 +1549,12 @@ def _u(value: object, fmt: str, field: str, lo: int = 0, hi: int | None = None) 
     if hi is not None and not lo <= value <= hi:
         raise ProtocolError(f"value {value} out of range {lo}..{hi}", None, field)
     return struct.pack(">" + fmt, value)
+
+
+def _byte(value: object, field: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFF:
+        return int(value)
+    raise ProtocolError(f"value {value!r} does not fit a byte", None, field)
 
 
 def _enc_login(edition: Edition, body: Any, strict: bool) -> bytes:
@@ -2218,9 +2298,9 @@ def encode_frame(
         edition = Edition(frame.edition)
     except ValueError:
         raise ProtocolError(f"unknown edition {frame.edition!r}", None, "edition") from None
-    command = _u(frame.command, "B", "command")[0]
-    response = _u(frame.response, "B", "response")[0]
-    enc = _u(frame.encryption, "B", "encryption")[0]
+    command = _byte(frame.command, "command")
+    response = _byte(frame.response, "response")
+    enc = _byte(frame.encryption, "encryption")
     body = frame.body
     if isinstance(body, Opaque):
         data = _encode_body(edition, command, response, body, options, None)
