@@ -1880,34 +1880,26 @@ def _dec_upgrade(p: bytes, base: int, field: str) -> RemoteUpgrade | RemoteUpgra
 
     for _ in range(3):
         texts.append(take_text())
-    if pos + 6 < end and p[pos + 6] == _SEMI:
-        address = p[pos : pos + 6]
-        pos += 7
-    elif pos < end and p[pos] == _SEMI:
-        address = b""
-        pos += 1
-    else:
-        raise ProtocolError("server address must be 6 bytes (or empty) followed by ';'", base + pos, field)
-    port: int | None
-    if pos + 2 < end and p[pos + 2] == _SEMI:
-        port = (p[pos] << 8) | p[pos + 1]
-        pos += 3
-    elif pos < end and p[pos] == _SEMI:
-        port = None
-        pos += 1
-    else:
-        raise ProtocolError("server port must be a WORD (or empty) followed by ';'", base + pos, field)
+    # Table B.16 sizes are fixed: address BYTE[6], port WORD (either may contain 0x3B itself)
+    if not (pos + 6 < end and p[pos + 6] == _SEMI):
+        raise ProtocolError(
+            "server address must be 6 bytes followed by ';'", base + pos, field + ".server_address"
+        )
+    address = p[pos : pos + 6]
+    pos += 7
+    if not (pos + 2 < end and p[pos + 2] == _SEMI):
+        raise ProtocolError("server port must be a WORD followed by ';'", base + pos, field + ".server_port")
+    port = (p[pos] << 8) | p[pos + 1]
+    pos += 3
     for _ in range(3):
         texts.append(take_text())
-    timeout: int | None
-    if end - pos >= 3 and p[end - 3] == _SEMI:
-        url = p[pos : end - 3].decode("latin-1")
-        timeout = (p[end - 2] << 8) | p[end - 1]
-    elif end - pos >= 1 and p[end - 1] == _SEMI:
-        url = p[pos : end - 1].decode("latin-1")
-        timeout = None
-    else:
-        raise ProtocolError("upgrade URL must be followed by ';' and the WORD time limit", base + pos, field)
+    # the URL runs to the last ';', which the 2-byte time limit follows
+    if not (end - pos >= 3 and p[end - 3] == _SEMI):
+        raise ProtocolError(
+            "upgrade URL must be followed by ';' and the WORD time limit", base + pos, field + ".url"
+        )
+    url = p[pos : end - 3].decode("latin-1")
+    timeout = (p[end - 2] << 8) | p[end - 1]
     return RemoteUpgrade(
         texts[0], texts[1], texts[2], address, port, texts[3], texts[4], texts[5], url, timeout
     )
@@ -1926,17 +1918,15 @@ def _enc_upgrade(params: RemoteUpgrade | RemoteUpgradeText, field: str) -> bytes
             raise ProtocolError("the text variant is recognised by '://' in its URL", None, field + ".url")
         return b";".join(text(n) for n in names)
     address = params.server_address
-    if not isinstance(address, (bytes, bytearray)) or len(address) not in (0, 6):
-        raise ProtocolError("server address must be 6 bytes (or empty)", None, field + ".server_address")
+    if not isinstance(address, (bytes, bytearray)) or len(address) != 6:
+        raise ProtocolError("server address must be exactly 6 bytes", None, field + ".server_address")
     first = text("apn")
     if b"://" in first:
         raise ProtocolError(
             "a binary-variant APN containing '://' reads as the text variant", None, field + ".apn"
         )
-    port = b"" if params.server_port is None else _u(params.server_port, "H", field + ".server_port")
-    limit = (
-        b"" if params.connect_timeout is None else _u(params.connect_timeout, "H", field + ".connect_timeout")
-    )
+    port = _u(params.server_port, "H", field + ".server_port")
+    limit = _u(params.connect_timeout, "H", field + ".connect_timeout")
     return b"".join(
         [
             first,

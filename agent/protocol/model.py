@@ -842,20 +842,20 @@ class ParameterSet:
 class RemoteUpgrade:
     """Remote-upgrade parameters, binary Table B.16 order (EMQX; vector E6), fields separated by ';'.
 
-    ``server_address`` is 6 raw bytes (IPv4: two zero bytes first) or b"" when absent; port and time
-    limit are WORDs (None when absent).
+    ``server_address`` is exactly 6 raw bytes (IPv4: two zero bytes first); port and time limit (min)
+    are WORDs. Text fields must not contain ';'.
     """
 
     apn: str
     username: str
     password: str
     server_address: bytes
-    server_port: int | None
+    server_port: int
     manufacturer_id: str
     hardware_version: str
     firmware_version: str
     url: str
-    connect_timeout: int | None
+    connect_timeout: int
 
 
 @dataclass(frozen=True)
