@@ -1020,6 +1020,7 @@ class _ClientSession(_Base):
                                       int(frame.command))]
         # any well-formed frame from the platform proves the link is alive
         self.heartbeat_misses = 0
+        self._heartbeat_deadline = None
         if frame.response == ResponseFlag.COMMAND:
             return self._command(frame, now)
         return self._response(frame, now)
@@ -1412,7 +1413,7 @@ class PlatformConfig:
     before_login: BeforeLogin = BeforeLogin.IGNORE
     reply_realtime_success: bool = False  # Body-style platforms acknowledge every upload
     downlink_retry_interval: float = 60.0  # Annex B: 1 min (EMQX: 8 s)
-    downlink_attempts: int = 3  # sends in total, including the first
+    downlink_resends: int = 3  # Annex B: resent 3 times, then given up one interval after the last
     heartbeat_interval: float = 30.0  # the terminals' expected heartbeat period (param 0x09)
     idle_factor: float = 3.0  # drop after idle_factor × heartbeat_interval of silence
     allow_activation_before_login: bool = True
@@ -1520,7 +1521,7 @@ class PlatformSession(_Base):
         for d in list(self._downlinks):
             if now < d.next_at:
                 continue
-            if d.attempts >= self.config.downlink_attempts:
+            if d.attempts > self.config.downlink_resends:
                 self._downlinks.remove(d)
                 events.append(DownlinkAbandoned(d.command, d.time, d.attempts))
                 continue
@@ -1557,7 +1558,10 @@ class PlatformSession(_Base):
         self._last_received = now
         events = super()._undecodable(raw, exc, now)
         if raw.command in (Command.REALTIME, Command.REISSUE) and raw.response == ResponseFlag.COMMAND:
-            flag = ResponseFlag.STRUCTURE_ERROR if raw.edition == Edition.E2025 else ResponseFlag.ERROR
+            flag = ResponseFlag.ERROR
+            if raw.edition == Edition.E2025:
+                decrypt = "decrypt" in exc.reason or exc.field == "encryption"
+                flag = ResponseFlag.DECRYPTION_ERROR if decrypt else ResponseFlag.STRUCTURE_ERROR
             events += self._refuse_raw(raw, flag, exc.reason)
         return events
 

