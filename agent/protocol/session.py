@@ -768,7 +768,9 @@ class _ClientSession(_Base):
         if self.state is ClientState.BACKOFF and backoff is not None and now < backoff:
             self._fresh_connection = True
             return []
-        self._backoff_until = None
+        if backoff is not None:  # the wait ended before anyone ticked: the count restarts too
+            self._backoff_until = None
+            self.login_failures = 0
         self._send_login(now)
         return []
 
@@ -856,13 +858,11 @@ class _ClientSession(_Base):
         if self.state is not ClientState.ONLINE:
             raise SessionStateError(f"cannot send {what} in state {self.state.value}: not logged in")
 
-    def _send_upload(self, command: Command, body: RealtimeReport, now: float, vin: str | None = None,
-                     frame: Frame | None = None) -> None:
+    def _send_upload(self, command: Command, body: RealtimeReport, now: float,
+                     vin: str | None = None) -> list[Event]:
         self._require_online(command.name.lower())
         target = self.identity if vin is None else vin
-        if frame is None:
-            frame = self._frame(command, body, vin=target)
-        data = self._emit(frame)
+        data = self._emit(self._frame(command, body, vin=target))
         self._last_sent = now
         key = (int(command), target, body.time)
         if key in self._uploads:
@@ -870,8 +870,11 @@ class _ClientSession(_Base):
             del self._uploads[key]
         confirm_at = now + self.timing.reply_timeout
         self._uploads[key] = _Upload(command, target, body.time, data, confirm_at=confirm_at)
-        while len(self._uploads) > _UPLOAD_TRACK_LIMIT:
-            self._uploads.popitem(last=False)
+        events: list[Event] = []
+        while len(self._uploads) > _UPLOAD_TRACK_LIMIT:  # never silently: the store keeps the oldest
+            _, old = self._uploads.popitem(last=False)
+            events.append(UploadUnconfirmed(old.command, old.time, old.vin))
+        return events
 
     def _find_upload(self, command: int, vin: str, body: object) -> _Upload | None:
         t = _time_of(body)
@@ -1106,13 +1109,11 @@ class TerminalSession(_ClientSession):
     def send_realtime(self, report: RealtimeReport, now: float) -> list[Event]:
         """Send a realtime report (0x02). Raises ``SessionStateError`` unless logged in: the caller's
         store keeps the report (it goes out later as a reissue)."""
-        self._send_upload(Command.REALTIME, report, now)
-        return []
+        return self._send_upload(Command.REALTIME, report, now)
 
     def send_reissue(self, report: RealtimeReport, now: float) -> list[Event]:
         """Send a stored report as reissue (0x03), original collection time. Same rules as realtime."""
-        self._send_upload(Command.REISSUE, report, now)
-        return []
+        return self._send_upload(Command.REISSUE, report, now)
 
     @property
     def pending_uploads(self) -> int:
@@ -1316,12 +1317,14 @@ class TerminalSession(_ClientSession):
     def report_platform_change(self, succeeded: bool, now: float) -> list[Event]:
         """Outcome of the login to the new platform after ``PlatformChangeRequested``. On failure the
         caller restores its old settings and this session sends 0x81 "error" to the old platform."""
-        request, self._platform_change = self._platform_change, None
+        request = self._platform_change
         if request is None:
             raise SessionStateError("no platform change is pending")
+        if not succeeded:
+            self._require_online("the platform-change error response")
+        self._platform_change = None
         if succeeded:
             return []
-        self._require_online("the platform-change error response")
         frame = Frame(self.edition, Command.PARAMETER_SET, ResponseFlag.COMMAND, self.vin)
         data = self._reply(frame, ResponseFlag.ERROR, self._reply_body(request, request.time))
         self._handled[(int(Command.PARAMETER_SET), request.time)] = data
@@ -1392,8 +1395,7 @@ class ForwardingSession(_ClientSession):
         """Forward one vehicle's realtime (0x02) or reissue (0x03) report."""
         if command not in (Command.REALTIME, Command.REISSUE):
             raise SessionStateError("only realtime and reissue reports are forwarded")
-        self._send_upload(command, report, now, vin=vin)
-        return []
+        return self._send_upload(command, report, now, vin=vin)
 
     def _response(self, frame: Frame, now: float) -> list[Event]:
         if frame.vin != self.identity and int(frame.command) not in (Command.REALTIME, Command.REISSUE):

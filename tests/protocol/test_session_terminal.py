@@ -722,3 +722,39 @@ def test_garbage_never_raises(data: bytes, chunk: int) -> None:
         for event in rig.term.receive_data(stream[i : i + chunk], rig.now):
             assert isinstance(event, ProtocolViolation | FrameIgnored)
     rig.at(10)
+
+
+def test_connection_after_an_unticked_backoff_restarts_the_count() -> None:
+    rig = Rig(max_login_attempts=1, login_backoff=600.0)
+    rig.term.connection_made(rig.now)
+    rig.sent()
+    rig.at(60)  # backoff until 660
+    rig.term.connection_lost(rig.now)
+    rig.clock.now = rig.clock.start_mono + 700  # nobody ticked at 660
+    rig.term.connection_made(rig.now)
+    assert [f.command for f in rig.sent()] == [Command.VEHICLE_LOGIN]
+    assert rig.term.login_failures == 0 and rig.term.state is ClientState.LOGGING_IN
+
+
+def test_tracking_limit_never_drops_uploads_silently(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.protocol import session
+
+    monkeypatch.setattr(session, "_UPLOAD_TRACK_LIMIT", 2)
+    rig = Rig()
+    rig.login()
+    reports = [rig.report(-i) for i in range(3)]
+    assert rig.term.send_reissue(reports[0], rig.now) == []
+    assert rig.term.send_reissue(reports[1], rig.now) == []
+    assert rig.term.send_reissue(reports[2], rig.now) == [
+        UploadUnconfirmed(Command.REISSUE, reports[0].time, VIN)]
+
+
+def test_platform_change_report_needs_the_link_for_failure() -> None:
+    rig = Rig()
+    rig.login()
+    rig.feed(Command.PARAMETER_SET, ResponseFlag.COMMAND,
+             ParameterSet(_t(rig), (Parameter(ParameterId.PLATFORM_PORT, 1),)))
+    rig.term.connection_lost(rig.now)
+    with pytest.raises(SessionStateError):
+        rig.term.report_platform_change(False, rig.now)
+    assert rig.term.report_platform_change(True, rig.now) == []  # still pending: can be reported
