@@ -402,3 +402,25 @@ def test_activation_refused_by_error_flag() -> None:
     reply = codec.encode_frame(Frame(Edition.E2025, Command.ACTIVATION, ResponseFlag.VIN_NOT_EXIST, VIN))
     assert term.receive_data(reply, clock.now) == [ActivationRefused(ResponseFlag.VIN_NOT_EXIST)]
     assert term.tick(clock.now + 3600) == [] or True
+
+
+@given(body=st.binary(max_size=200), command=st.integers(0, 255),
+       response=st.sampled_from([1, 2, 3, 5, 0xFE]), marker=st.sampled_from([2016, 2025]),
+       noise=st.binary(max_size=50), chunk=st.integers(1, 64))
+def test_real_codec_garbage_never_raises(body: bytes, command: int, response: int, marker: int, noise: bytes,
+                                         chunk: int) -> None:
+    clock = Clock()
+    term = TerminalSession(TerminalConfig(VIN, Edition.E2016), wallclock=clock.wall, handler=Handler())
+    plat = PlatformSession(wallclock=clock.wall)
+    term.connection_made(clock.now)
+    plat.connection_made(clock.now)
+    plat.receive_data(term.data_to_send(), clock.now)
+    term.receive_data(plat.data_to_send(), clock.now)
+    assert term.logged_in
+    frame = codec.wire.build_frame(marker, command, response, VIN.encode(), 1, body)
+    stream = noise + frame + noise + frame[: len(frame) // 2]
+    for session in (term, plat):
+        for i in range(0, len(stream), chunk):
+            session.receive_data(stream[i : i + chunk], clock.now)
+        session.tick(clock.now + 1)
+        session.data_to_send()
