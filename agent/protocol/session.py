@@ -390,7 +390,7 @@ class ActivationRefused(Event):
 class KeyExchangeReceived(Event):
     """2025 key exchange 0x0B from the platform: build a new ``Cipher`` and ``set_cipher`` it."""
 
-    key_exchange: KeyExchange
+    key_exchange: KeyExchange = field(repr=False)  # carries a key: never in logs
 
 
 # ---- platform-side events
@@ -1354,7 +1354,7 @@ class ForwardingConfig:
 
     unique_id: str  # the 17-character "VIN" field of platform login/logout frames
     username: str
-    password: str
+    password: str = field(repr=False)
     edition: Edition = Edition.E2016
     encryption_rule: Encryption | int = Encryption.NONE
     timing: ClientTiming = field(default_factory=lambda: ClientTiming(heartbeat_interval=None))
