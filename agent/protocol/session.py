@@ -774,6 +774,15 @@ class _ClientSession(_Base):
         self._send_login(now)
         return []
 
+    def relogin(self, now: float) -> list[Event]:
+        """Log in again on the open link with a new serial (2025: after a battery swap). Uploads wait
+        for the success reply like after a first login."""
+        if not self.connected:
+            raise SessionStateError("relogin needs an open link")
+        self._heartbeat_deadline = None
+        self._send_login(now)
+        return []
+
     def connection_lost(self, now: float) -> list[Event]:
         """The transport lost the link: pending uploads become unconfirmed; wait for connection_made."""
         self.connected = False
@@ -1059,7 +1068,7 @@ class _ClientSession(_Base):
 class TerminalSession(_ClientSession):
     """The T-Box side of one platform link (spec §6, 2025 §4). See docs/session.md.
 
-    Commands: ``connection_made``, ``connection_lost``, ``send_realtime``, ``send_reissue``,
+    Commands: ``connection_made``, ``connection_lost``, ``relogin``, ``send_realtime``, ``send_reissue``,
     ``request_time_calibration``, ``cancel_time_calibration``, ``activate``, ``send_key_exchange``,
     ``report_platform_change``, ``logout``. Input: ``receive_data`` / ``receive_frame``, ``tick``.
     """

@@ -374,3 +374,30 @@ def test_forwarding_error_reply_per_vin() -> None:
     assert isinstance(events[0], UploadRejected) and events[0].vin == "LVIN0000000000001"
     with pytest.raises(SessionStateError):
         fwd.forward("LVIN0000000000001", Command.HEARTBEAT, report, clock.now)
+
+
+def test_close_and_connection_lost_end_the_session_once() -> None:
+    rig = PRig()
+    rig.login()
+    rig.plat.query([1], rig.now)
+    assert rig.plat.close("duplicate_vin") == [SessionEnded("duplicate_vin"), CloseRequested("duplicate_vin")]
+    assert rig.plat.close("again") == [] and rig.plat.connection_lost(rig.now) == []
+    assert rig.plat.next_deadline() is None and rig.plat.tick(rig.now + 1000) == []
+    assert [type(e) for e in rig.send(Command.HEARTBEAT)] == [FrameIgnored]
+    other = PRig()
+    assert other.plat.connection_lost(other.now) == [SessionEnded("connection_lost")]
+
+
+def test_forwarding_sends_no_heartbeats_by_default() -> None:
+    clock = Clock()
+    codec = RegistryCodec()
+    config = ForwardingConfig("PLATFORM000000001", "u", "p")
+    fwd = ForwardingSession(config, wallclock=clock.wall, codec=codec)
+    fwd.connection_made(clock.now)
+    ok = Frame(Edition.E2016, Command.PLATFORM_LOGIN, ResponseFlag.SUCCESS, "PLATFORM000000001")
+    assert fwd.receive_frame(ok, clock.now) == [LoginSucceeded(1)]
+    fwd.data_to_send()
+    assert fwd.next_deadline() is None
+    fwd.tick(clock.now + 3600)
+    assert fwd.data_to_send() == b""
+    assert "secret" not in repr(ForwardingConfig("P", "u", "secret"))

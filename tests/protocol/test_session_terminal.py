@@ -758,3 +758,18 @@ def test_platform_change_report_needs_the_link_for_failure() -> None:
     with pytest.raises(SessionStateError):
         rig.term.report_platform_change(False, rig.now)
     assert rig.term.report_platform_change(True, rig.now) == []  # still pending: can be reported
+
+
+def test_relogin_after_battery_swap_uses_a_new_serial() -> None:
+    rig = Rig(Edition.E2025)
+    rig.login()
+    rig.term.relogin(rig.now)
+    (login,) = rig.sent()
+    assert isinstance(login.body, VehicleLogin2025) and login.body.serial == 2
+    with pytest.raises(SessionStateError):
+        rig.term.send_realtime(rig.report(), rig.now)
+    reply = TimeOnly(login.body.time)
+    assert rig.feed(Command.VEHICLE_LOGIN, ResponseFlag.SUCCESS, reply) == [LoginSucceeded(2)]
+    rig.term.connection_lost(rig.now)
+    with pytest.raises(SessionStateError):
+        rig.term.relogin(rig.now)
