@@ -163,13 +163,19 @@ _GEAR = {Gear.PARK: 0, Gear.REVERSE: 1, Gear.NEUTRAL: 2, Gear.DRIVE: 3}
 _CONTACTOR_OPEN, _CONTACTOR_CLOSED = 0, 1
 
 # Fault thresholds of the simulated BMS (physical units) and the GB/T 32960 level each raises.
+# Where the physics documents a threshold (sim.scenarios), the BMS uses the same value.
 CELL_OV_V, CELL_UV_V = 4.25, 2.80
+PACK_OV_PER_CELL_V, PACK_UV_PER_CELL_V = 4.25, 3.00
 CELL_OT_C, CELL_UT_C = 55.0, -20.0
-CELL_SPREAD_V, TEMP_SPREAD_C = 0.30, 15.0
+CELL_SPREAD_V, TEMP_SPREAD_C = 0.30, 12.0
 SOC_LOW_PCT, SOC_HIGH_PCT = 10.0, 100.5
-INSULATION_KOHM_PER_V = 0.5  # 500 ohm/V (GB 18384)
+INSULATION_LOW_KOHM = 50.0
 OVER_CURRENT_A = 600.0
 CELL_CHARGE_LIMIT_V = 4.20
+# Motor controller self-protection: (warning, derate) thresholds, and the fault codes it reports.
+MOTOR_TEMP_C = (140.0, 150.0)
+INVERTER_TEMP_C = (80.0, 85.0)
+MCU_CODE_MOTOR_OT, MCU_CODE_INVERTER_OT = 0x0151, 0x0152
 
 
 def _plugged(s: VehicleState, c: EcuContext) -> ChargeMode:
@@ -206,12 +212,25 @@ def _mcu_state(m: MotorState) -> int:
     return 2
 
 
+def mcu_fault(m: MotorState) -> tuple[int, int]:
+    """(fault level 0..2, fault code) of a motor controller from its temperatures."""
+    level, code = 0, 0
+    for temp, (warn, derate), fault in (
+        (m.motor_temp_c, MOTOR_TEMP_C, MCU_CODE_MOTOR_OT),
+        (m.inverter_temp_c, INVERTER_TEMP_C, MCU_CODE_INVERTER_OT),
+    ):
+        here = 2 if temp >= derate else (1 if temp >= warn else 0)
+        if here > level:
+            level, code = here, fault
+    return level, code
+
+
 def _mcu_status(i: int) -> Callable[[VehicleState, EcuContext], Values]:
     def values(s: VehicleState, c: EcuContext) -> Values:
         m = c.motor(s, i)
         if m is None:
             return (15, None, None, 0)
-        return (_mcu_state(m), m.speed_rpm, m.torque_nm, 0)
+        return (_mcu_state(m), m.speed_rpm, m.torque_nm, mcu_fault(m)[0])
 
     return values
 
@@ -227,7 +246,7 @@ def _mcu_elec(i: int) -> Callable[[VehicleState, EcuContext], Values]:
 def _mcu_thermal(i: int) -> Callable[[VehicleState, EcuContext], Values]:
     def values(s: VehicleState, c: EcuContext) -> Values:
         m = c.motor(s, i)
-        return (None, None, 0) if m is None else (m.motor_temp_c, m.inverter_temp_c, 0)
+        return (None, None, 0) if m is None else (m.motor_temp_c, m.inverter_temp_c, mcu_fault(m)[1])
 
     return values
 
@@ -300,11 +319,11 @@ def fault_flags(s: VehicleState, c: EcuContext) -> tuple[tuple[bool, ...], int]:
         tmin < CELL_UT_C,
         bool(cells) and vmax - vmin > CELL_SPREAD_V,
         tmax - tmin > TEMP_SPREAD_C,
-        s.pack_voltage_v > n * CELL_OV_V,
-        bool(cells) and s.pack_voltage_v < n * CELL_UV_V,
+        s.pack_voltage_v > n * PACK_OV_PER_CELL_V,
+        bool(cells) and s.pack_voltage_v < n * PACK_UV_PER_CELL_V,
         s.soc_pct < SOC_LOW_PCT,
         s.soc_pct > SOC_HIGH_PCT,
-        s.insulation_kohm < INSULATION_KOHM_PER_V * max(s.pack_voltage_v, 1.0),
+        s.insulation_kohm < INSULATION_LOW_KOHM,
         not s.hv_interlock_closed,
         abs(s.pack_current_a) > OVER_CURRENT_A,
         False,

@@ -142,6 +142,9 @@ def test_external_state_source_and_bus_scenario() -> None:
         ("cell-over-voltage", "BMS_Faults", "BMS_FltCellOverVoltage", 1),
         ("hvil-open", "BMS_Status", "BMS_HVIL", "Open"),
         ("insulation-fault", "BMS_Faults", "BMS_FltInsulationLow", 1),
+        ("controller-over-temperature", "MCU1_Status", "MCU1_FaultLevel", "Warning"),
+        ("dcdc-fault", "VCU_DCDCStatus", "VCU_DCDCState", "Fault"),
+        ("brake-fault", "VCU_Pedals", "VCU_BrakeSystemFault", 1),
     ],
 )
 def test_physics_scenarios_show_on_the_bus(
