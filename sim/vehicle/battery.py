@@ -20,6 +20,7 @@ OCV_SOC_PCT = np.array([-20.0, -10.0, -5.0, 0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.
 OCV_V = np.array([1.5, 2.2, 2.6, 3.00, 3.20, 3.35, 3.47, 3.54, 3.59, 3.65, 3.71, 3.77,
                   3.85, 3.94, 4.03, 4.11, 4.15, 4.20, 4.26, 4.36, 4.55, 4.80])
 
+PTC_LIMIT_C = 85.0    # a PTC coolant heater's output falls to zero at this coolant temperature
 R_TEMP_COEFF = 0.03   # resistance rises ~3 %/K below 25 degC (Arrhenius-like, simplified)
 
 
@@ -78,24 +79,37 @@ class Pack:
         self.same_module_link: FloatArray = (self.module[1:] == self.module[:-1]).astype(np.float64)
         self.vented = np.zeros(n, dtype=bool)        # cell destroyed by thermal runaway
         self.coolant_c = temp_c
+        self._ocv: FloatArray | None = None
+        self._res: tuple[FloatArray, FloatArray] | None = None
         self.terminal_v: FloatArray = self.open_circuit()
         self.heat_w: FloatArray = np.zeros(n)
 
     # --- electrical ---
+    def invalidate(self) -> None:
+        """Forget cached OCV/resistances (after changing cell parameters from outside)."""
+        self._ocv = None
+        self._res = None
+
     def open_circuit(self) -> FloatArray:
-        v = ocv(self.soc_pct)
-        if self.vented.any():
-            v = np.where(self.vented, 0.3, v)
-        return v
+        """Cell open-circuit voltages (cached until the SOC changes)."""
+        if self._ocv is None:
+            v = ocv(self.soc_pct)
+            if self.vented.any():
+                v = np.where(self.vented, 0.3, v)
+            self._ocv = v
+        return self._ocv
 
     def resistances(self) -> tuple[FloatArray, FloatArray]:
-        f = np.exp(np.clip(R_TEMP_COEFF * (25.0 - self.temp_c), -0.5, 2.0))
-        return self.r0_25 * f, self.r1_25 * f
+        """(R0, R1) per cell at the cell temperatures (cached until the temperatures change)."""
+        if self._res is None:
+            f = np.exp(np.clip(R_TEMP_COEFF * (25.0 - self.temp_c), -0.5, 2.0))
+            self._res = (self.r0_25 * f, self.r1_25 * f)
+        return self._res
 
     def emf_and_r(self) -> tuple[float, float]:
         """Pack source voltage (sum of OCV - v1) and total ohmic resistance."""
         r0, _ = self.resistances()
-        return float(np.sum(self.open_circuit() - self.v1)), float(np.sum(r0))
+        return float((self.open_circuit() - self.v1).sum()), float(r0.sum())
 
     def current_for_power(self, power_w: float) -> float:
         """Pack current that delivers ``power_w`` at the terminals (negative power = charging)."""
@@ -113,22 +127,22 @@ class Pack:
         ``v_max`` / ``v_min`` whatever ``dt``. ``use_mean`` models a BMS that lost cell-level supervision.
         """
         cfg = self.cfg
-        cap = float(np.mean(self.capacity_ah))
+        cap = float(self.capacity_ah.mean())
         r0, r1 = self.resistances()
         a = math.exp(-dt / cfg.cell_tau_s)
         oc = self.open_circuit()
         denom = r0 + r1 * (1.0 - a)
         head_up = (v_max - oc + self.v1 * a) / denom
-        t_max = float(np.max(self.temp_c))
-        t_min = float(np.min(self.temp_c))
-        soc_max = float(np.max(self.soc_pct))
+        t_max = float(self.temp_c.max())
+        t_min = float(self.temp_c.min())
+        soc_max = float(self.soc_pct.max())
         i_chg = cap * cfg.max_charge_c * min(charge_c_rate_limit(t_max), charge_c_rate_limit(t_min))
-        i_chg *= soc_charge_taper(float(np.mean(self.soc_pct)) if use_mean else soc_max)
-        i_chg = min(i_chg, float(np.mean(head_up)) if use_mean else float(np.min(head_up)))
+        i_chg *= soc_charge_taper(float(self.soc_pct.mean()) if use_mean else soc_max)
+        i_chg = min(i_chg, float(head_up.mean()) if use_mean else float(head_up.min()))
         i_dis = cap * cfg.max_discharge_c * discharge_c_rate_factor(t_max)
         if v_min is not None:
             head_down = (oc - self.v1 * a - v_min) / denom
-            i_dis = min(i_dis, float(np.mean(head_down)) if use_mean else float(np.min(head_down)))
+            i_dis = min(i_dis, float(head_down.mean()) if use_mean else float(head_down.min()))
         return max(i_dis, 0.0), max(i_chg, 0.0)
 
     def step_electrical(self, i: float, dt: float) -> FloatArray:
@@ -139,6 +153,7 @@ class Pack:
         v1_new = self.v1 * a + i * r1 * (1.0 - a)
         cell_i = i + self.leak_a                               # the leak discharges each cell
         self.soc_pct = self.soc_pct - cell_i * dt / (36.0 * self.capacity_ah)
+        self._ocv = None
         # heat: ohmic + polarisation (mean of the step) + energy released through the leak
         v1_mean = 0.5 * (self.v1 + v1_new)
         self.heat_w = i * i * r0 + v1_mean * v1_mean / r1 + self.leak_a * oc0 + self.extra_heat_w
@@ -160,7 +175,9 @@ class Pack:
             flow[1:] -= link
         dq = self.heat_w - to_coolant - cfg.cell_ua_ambient_w_k * (self.temp_c - ambient_c) + flow
         self.temp_c = np.minimum(self.temp_c + dq * dt / cfg.cell_heat_capacity_j_k, 1000.0)
-        q_cool = float(np.sum(to_coolant)) + heater_w
+        self._res = None
+        ptc = min(1.0, max(0.0, (PTC_LIMIT_C - self.coolant_c) / 20.0))   # PTC heaters self-limit
+        q_cool = float(to_coolant.sum()) + heater_w * ptc
         radiator = cfg.radiator_ua_w_k * (1.0 if pump_on and not cooling_lost else 0.1) \
             * (self.coolant_c - ambient_c)
         q_chill = 0.0

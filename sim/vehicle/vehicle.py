@@ -31,6 +31,12 @@ KI = 0.05         # driver: integral gain (1/s^2)
 THERMAL_RUNAWAY_ONSET_C = 90.0   # exothermic side reactions start (SEI/anode)
 THERMAL_EVENT_C = 120.0          # reported as a thermal event
 VENT_C = 160.0                   # separator collapse: the cell is lost (0 V)
+# thermal protection (derate from, trip at, reset below) in degC
+MOTOR_PROTECT = (150.0, 180.0, 160.0)
+INVERTER_PROTECT = (90.0, 105.0, 90.0)
+DCDC_PROTECT = (95.0, 105.0, 90.0)
+EMPTY_OCV_V = 3.00               # BMS opens the contactors when a cell's rest voltage falls below this
+DEAD_OCV_V = 2.30                # ... even without BMS protection (cell fuse / controller brown-out)
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,9 @@ class Vehicle:
         self.motor_temp = [amb + start.motor_dt_c] * n_m
         self.inverter_temp = [amb + start.inverter_dt_c] * n_m
         self.dcdc_temp = amb + start.dcdc_dt_c
+        self.motor_tripped = [False] * n_m
+        self.dcdc_tripped = False
+        self.hv_shutdown = False          # battery empty: the BMS opened the contactors (latched)
         self.lv_soc = 0.85
         self.insulation_base = float(self.rng.uniform(25000.0, 55000.0))
         self.insulation = self.insulation_base
@@ -124,7 +133,7 @@ class Vehicle:
         self._probe_counts = np.diff(np.append(self._probe_starts, config.n_cells)).astype(np.float64)
         self._state = self._snapshot(key_on=self._kind == "drive", ready=False, contactors=False,
                                      accel=0.0, brake=0.0, motors=self._motor_states(
-                                         [0.0] * n_m, False, 0.0, [0.0] * n_m),
+                                         [0.0] * n_m, [False] * n_m, 0.0, [0.0] * n_m),
                                      pack_i=0.0, dcdc_on=False, chg_v=0.0, chg_i=0.0, chg_pmax=0.0,
                                      limits=(0.0, 0.0), grade=0.0, lv_v=12.6)
 
@@ -161,6 +170,7 @@ class Vehicle:
             pack.capacity_ah[k] *= f.weak_cell_capacity_factor
             pack.r0_25[k] *= f.weak_cell_resistance_factor
             pack.r1_25[k] *= f.weak_cell_resistance_factor
+            pack.invalidate()
             self._weak_applied = True
         if f.blocked_module != self._blocked_applied:
             pack.ua_coolant = pack.ua_coolant_nominal.copy()
@@ -171,7 +181,7 @@ class Vehicle:
             k = f.internal_short_cell
             pack.leak_a[k] = 0.0 if pack.vented[k] else self.config.self_discharge_a + f.internal_short_a
         # exothermic reactions above the onset temperature; venting destroys the cell
-        if float(np.max(pack.temp_c)) > THERMAL_RUNAWAY_ONSET_C:
+        if float(pack.temp_c.max()) > THERMAL_RUNAWAY_ONSET_C:
             hot = pack.temp_c > THERMAL_RUNAWAY_ONSET_C
             reaction = np.where(hot & ~pack.vented, np.minimum(
                 30.0 * np.exp((pack.temp_c - THERMAL_RUNAWAY_ONSET_C) / 12.0), 30000.0), 0.0)
@@ -179,6 +189,7 @@ class Vehicle:
             newly = (pack.temp_c > VENT_C) & ~pack.vented
             if newly.any():
                 pack.vented |= newly
+                pack.invalidate()
                 pack.leak_a = np.where(pack.vented, 0.0, pack.leak_a)
                 log.warning("cell(s) %s vented at t=%.1f s", np.flatnonzero(newly).tolist(), self.t)
         elif pack.extra_heat_w.any():
@@ -198,9 +209,14 @@ class Vehicle:
         f = self.faults
         assert self.cycle is not None
         v = self.v
-        contactors = not f.hvil_open and self.t >= 0.3
+        min_rest_v = float((self.pack.open_circuit() - self.pack.v1).min())
+        if not self.hv_shutdown and (min_rest_v < DEAD_OCV_V or (
+                min_rest_v < EMPTY_OCV_V and not f.discharge_cutoff_disabled)):
+            log.warning("battery empty at t=%.0f s: contactors open", self.t)
+            self.hv_shutdown = True
+        contactors = not f.hvil_open and not self.hv_shutdown and self.t >= 0.3
         ready = contactors and self.t >= 0.5
-        dcdc_on = contactors and not f.dcdc_failed
+        dcdc_on = contactors and not f.dcdc_failed and not self._dcdc_trip()
         where = self.route.at(self.distance_m)
         aero, roll, grade_f = pt.road_load_n(cfg, v, where.grade)
         f_res = aero + roll + grade_f
@@ -214,7 +230,8 @@ class Vehicle:
         f_des = m_eff * a_cmd + f_res
         omega = pt.motor_speed_rad_s(cfg, v)
         n_m = cfg.n_motors
-        t_max = n_m * pt.motor_max_torque(cfg, omega)
+        derate = self._motor_derating()
+        t_max = sum(derate) * pt.motor_max_torque(cfg, omega)
         eta = cfg.driveline_efficiency
         r = cfg.wheel_radius_m
         f_trac_max = t_max * cfg.gear_ratio * eta / r
@@ -234,8 +251,8 @@ class Vehicle:
         p_dis_max = e * i_dis - rp * i_dis * i_dis
         p_chg_max = e * i_chg + rp * i_chg * i_chg
         p_aux, dcdc_loss = self._aux_power(dcdc_on) if contactors else (0.0, 0.0)
-        drive_shares = (1.0,) if n_m == 1 else (0.4, 0.6)
-        regen_shares = (1.0,) if n_m == 1 else (0.5, 0.5)
+        drive_shares = self._shares((1.0,) if n_m == 1 else (0.4, 0.6), derate)
+        regen_shares = self._shares((1.0,) if n_m == 1 else (0.5, 0.5), derate)
         torque = 0.0
         f_brake_req = brake * f_brake_max
         f_regen = 0.0
@@ -243,7 +260,7 @@ class Vehicle:
             t_lim = pt.torque_for_dc_power(cfg, drive_shares, omega, p_dis_max - p_aux)
             torque = min(accel * t_max, t_lim)
         elif ready and f_brake_req > 0.0 and omega > 0.0:
-            t_regen = n_m * pt.motor_max_regen_torque(cfg, omega, v * 3.6)
+            t_regen = sum(derate) * pt.motor_max_regen_torque(cfg, omega, v * 3.6)
             t_regen = min(t_regen, (p_chg_max + p_aux) / (omega * (1.0 - cfg.inverter_rel_loss)))
             f_regen = min(f_brake_req, t_regen * cfg.gear_ratio / (eta * r))
             torque = -f_regen * r * eta / cfg.gear_ratio
@@ -267,12 +284,14 @@ class Vehicle:
         p_dc = p_aux
         loss_m = [0.0] * n_m
         loss_i = [0.0] * n_m
-        if ready:
-            for k in range(n_m):
+        enabled = [ready and not self.motor_tripped[k] for k in range(n_m)]
+        for k in range(n_m):
+            if enabled[k]:
                 lm, li = pt.motor_loss_w(cfg, motor_t[k], omega_avg)
-                if k == 0:
-                    lm += f.motor_extra_loss_w
-                    li += f.inverter_extra_loss_w
+                if k == 0:     # fault losses grow with the load (winding / switching currents)
+                    load = 0.2 + 0.8 * abs(motor_t[k]) / cfg.motor_peak_torque_nm
+                    lm += f.motor_extra_loss_w * load
+                    li += f.inverter_extra_loss_w * load
                 loss_m[k], loss_i[k] = lm, li
                 p_dc += motor_t[k] * omega_avg + lm + li
         i_pack = self.pack.current_for_power(p_dc) if contactors else 0.0
@@ -290,7 +309,7 @@ class Vehicle:
         self._step_thermal(dt, pump_on=contactors, losses=(loss_m, loss_i), dcdc_loss=dcdc_loss)
         lv_v = self._step_lv(dt, dcdc_on, key_on=True)
         self._step_insulation(dt)
-        motors = self._motor_states(motor_t, ready, i_pack, [
+        motors = self._motor_states(motor_t, enabled, i_pack, [
             (motor_t[k] * omega_avg + loss_m[k] + loss_i[k]) for k in range(n_m)])
         return self._snapshot(key_on=True, ready=ready, contactors=contactors, accel=accel * 100.0,
                               brake=brake * 100.0, motors=motors, pack_i=i_pack, dcdc_on=dcdc_on,
@@ -304,7 +323,7 @@ class Vehicle:
         lv_v = self._step_lv(dt, False, key_on=False)
         self._step_insulation(dt)
         return self._snapshot(key_on=False, ready=False, contactors=False, accel=0.0, brake=0.0,
-                              motors=self._motor_states([0.0] * n_m, False, 0.0, [0.0] * n_m),
+                              motors=self._motor_states([0.0] * n_m, [False] * n_m, 0.0, [0.0] * n_m),
                               pack_i=0.0, dcdc_on=False, chg_v=0.0, chg_i=0.0, chg_pmax=0.0,
                               limits=(0.0, 0.0), grade=self.route.at(self.distance_m).grade, lv_v=lv_v)
 
@@ -340,7 +359,8 @@ class Vehicle:
                     charging = False
                     i_chg = 0.0
         contactors = charging
-        p_aux, dcdc_loss = self._aux_power(True) if charging else (0.0, 0.0)
+        dcdc_on = charging and not f.dcdc_failed and not self._dcdc_trip()
+        p_aux, dcdc_loss = self._aux_power(dcdc_on) if charging else (0.0, 0.0)
         i_pack = 0.0
         if charging:
             v_bus = e + rp * i_chg
@@ -352,12 +372,12 @@ class Vehicle:
         self._battery_bookkeeping(i_pack, p_batt, dt)
         self.pack.step_electrical(i_pack, dt)
         self._step_thermal(dt, pump_on=charging, losses=([0.0] * n_m, [0.0] * n_m), dcdc_loss=dcdc_loss)
-        lv_v = self._step_lv(dt, charging and not f.dcdc_failed, key_on=False)
+        lv_v = self._step_lv(dt, dcdc_on, key_on=False)
         self._step_insulation(dt)
-        pack_v = float(np.sum(self.pack.terminal_v))
+        pack_v = float(self.pack.terminal_v.sum())
         return self._snapshot(key_on=False, ready=False, contactors=contactors, accel=0.0, brake=0.0,
-                              motors=self._motor_states([0.0] * n_m, False, 0.0, [0.0] * n_m),
-                              pack_i=i_pack, dcdc_on=charging and not f.dcdc_failed,
+                              motors=self._motor_states([0.0] * n_m, [False] * n_m, 0.0, [0.0] * n_m),
+                              pack_i=i_pack, dcdc_on=dcdc_on,
                               chg_v=pack_v if charging else 0.0, chg_i=i_chg,
                               chg_pmax=p_max / 1000.0, limits=(i_bms, i_dis),
                               grade=self.route.at(self.distance_m).grade, lv_v=lv_v)
@@ -366,7 +386,7 @@ class Vehicle:
     def _battery_bookkeeping(self, i_pack: float, p_batt: float, dt: float) -> None:
         pack = self.pack
         r0, _ = pack.resistances()
-        loss = i_pack * i_pack * float(np.sum(r0)) + i_pack * float(np.sum(pack.v1))
+        loss = i_pack * i_pack * float(r0.sum()) + i_pack * float(pack.v1.sum())
         en = self._e
         en["batt"] += p_batt * dt
         en["lbat"] += loss * dt
@@ -413,17 +433,51 @@ class Vehicle:
             else (self.insulation_base, 300.0)
         self.insulation += (target - self.insulation) * (1.0 - math.exp(-dt / tau))
 
-    def _motor_states(self, torques: list[float], enabled: bool, i_pack: float,
+    def _motor_states(self, torques: list[float], enabled: list[bool], i_pack: float,
                       p_dc: list[float]) -> tuple[MotorState, ...]:
         cfg = self.config
         rpm = self.v / (2.0 * math.pi * cfg.wheel_radius_m) * 60.0 * cfg.gear_ratio
-        v_pack = float(np.sum(self.pack.terminal_v)) if enabled else 0.0
+        v_bus = float(self.pack.terminal_v.sum()) if i_pack != 0.0 or any(enabled) else 0.0
         return tuple(MotorState(speed_rpm=rpm, torque_nm=torques[k],
                                 motor_temp_c=self.motor_temp[k], inverter_temp_c=self.inverter_temp[k],
-                                dc_voltage_v=v_pack,
-                                dc_current_a=p_dc[k] / v_pack if enabled and v_pack > 0 else 0.0,
-                                enabled=enabled)
+                                dc_voltage_v=v_bus if enabled[k] else 0.0,
+                                dc_current_a=p_dc[k] / v_bus if enabled[k] and v_bus > 0 else 0.0,
+                                enabled=enabled[k])
                      for k in range(cfg.n_motors))
+
+    def _motor_derating(self) -> list[float]:
+        """Torque available per motor (0..1) from motor and inverter temperatures, with trip latches."""
+        out = []
+        for k in range(self.config.n_motors):
+            tm, ti = self.motor_temp[k], self.inverter_temp[k]
+            if self.motor_tripped[k]:
+                self.motor_tripped[k] = tm > MOTOR_PROTECT[2] or ti > INVERTER_PROTECT[2]
+            elif tm >= MOTOR_PROTECT[1] or ti >= INVERTER_PROTECT[1]:
+                log.warning("motor %d over-temperature trip at t=%.0f s", k, self.t)
+                self.motor_tripped[k] = True
+            if self.motor_tripped[k]:
+                out.append(0.0)
+                continue
+            fm = (MOTOR_PROTECT[1] - tm) / (MOTOR_PROTECT[1] - MOTOR_PROTECT[0])
+            fi = (INVERTER_PROTECT[1] - ti) / (INVERTER_PROTECT[1] - INVERTER_PROTECT[0])
+            out.append(min(1.0, max(0.0, fm), max(0.0, fi)))
+        return out
+
+    @staticmethod
+    def _shares(nominal: tuple[float, ...], derate: list[float]) -> tuple[float, ...]:
+        """Torque split over the motors that are still available (re-normalised)."""
+        w = [n * (1.0 if d > 0.0 else 0.0) for n, d in zip(nominal, derate, strict=True)]
+        total = sum(w)
+        return tuple(x / total for x in w) if total > 0.0 else tuple(0.0 for _ in w)
+
+    def _dcdc_trip(self) -> bool:
+        """DC-DC thermal protection with hysteresis."""
+        if self.dcdc_tripped:
+            self.dcdc_tripped = self.dcdc_temp > DCDC_PROTECT[2]
+        elif self.dcdc_temp >= DCDC_PROTECT[1]:
+            log.warning("DC-DC over-temperature trip at t=%.0f s", self.t)
+            self.dcdc_tripped = True
+        return self.dcdc_tripped
 
     def _snapshot(self, *, key_on: bool, ready: bool, contactors: bool, accel: float, brake: float,
                   motors: tuple[MotorState, ...], pack_i: float, dcdc_on: bool, chg_v: float,
@@ -443,7 +497,7 @@ class Vehicle:
             speed_kmh=self.v * 3.6, odometer_km=self.config.initial_odometer_km + self.distance_m / 1000.0,
             accel_pedal_pct=accel, brake_pedal_pct=brake, brake_fault=f.brake_fault,
             dcdc_active=dcdc_on, dcdc_temp_c=self.dcdc_temp, dcdc_fault=f.dcdc_failed, lv_voltage_v=lv_v,
-            pack_voltage_v=float(np.sum(cells)), pack_current_a=pack_i, soc_pct=soc,
+            pack_voltage_v=float(cells.sum()), pack_current_a=pack_i, soc_pct=soc,
             cell_voltages_v=cells, cell_temps_c=temps, insulation_kohm=min(self.insulation, 60000.0),
             hv_interlock_closed=not f.hvil_open, main_contactors_closed=contactors,
             bms_fault_codes=self._fault_codes(), motors=motors, charge_mode=self.charge_mode,
@@ -453,10 +507,10 @@ class Vehicle:
             energy_battery_j=en["batt"], energy_wheels_j=en["wheels"], energy_chemical_j=en["chem"],
             energy_loss_battery_j=en["lbat"], energy_loss_motor_j=en["lmot"],
             energy_loss_driveline_j=en["ldl"], energy_aux_j=en["aux"], energy_brake_j=en["brake"],
-            energy_charger_j=en["chg"], cell_soc_mean_pct=float(np.mean(pack.soc_pct)),
+            energy_charger_j=en["chg"], cell_soc_mean_pct=float(pack.soc_pct.mean()),
             coolant_temp_c=pack.coolant_c, ambient_temp_c=self.ambient_c, grade_pct=grade * 100.0,
             bms_max_charge_a=limits[0], bms_max_discharge_a=limits[1],
-            thermal_event=bool(pack.vented.any() or float(np.max(pack.temp_c)) > THERMAL_EVENT_C),
+            thermal_event=bool(pack.vented.any() or float(pack.temp_c.max()) > THERMAL_EVENT_C),
         )
 
     def _fault_codes(self) -> tuple[int, ...]:
