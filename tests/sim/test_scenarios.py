@@ -94,3 +94,29 @@ def test_unknown_scenario_and_profile_are_rejected() -> None:
         Vehicle(VehicleConfig(), "wltc3", seed=1, scenario="no-such-thing")
     with pytest.raises(ValueError):
         Vehicle(VehicleConfig(), "no-such-cycle", seed=1)
+
+
+def _long_run(name: str | None, seconds: float, soc: float | None = None) -> list[VehicleState]:
+    cfg = VehicleConfig(initial_soc_pct=soc)
+    v = Vehicle(cfg, "wltc3", seed=4, scenario=name)
+    return [v.step(2.0) for _ in range(round(seconds / 2.0))]
+
+
+def test_protections_keep_faults_physical() -> None:
+    motor = _long_run("motor-over-temperature", 7200.0)
+    assert max(s.motors[0].motor_temp_c for s in motor) < 200.0
+    assert any(not s.motors[0].enabled and s.ready for s in motor)        # tripped, then back
+    inverter = _long_run("controller-over-temperature", 7200.0)
+    assert max(s.motors[0].inverter_temp_c for s in inverter) < 120.0
+    dcdc = _long_run("dcdc-over-temperature", 7200.0)
+    assert max(s.dcdc_temp_c for s in dcdc) < 120.0 and any(s.ready and not s.dcdc_active for s in dcdc)
+    hot = _long_run("over-temperature", 7200.0)
+    assert not any(s.thermal_event for s in hot) and max(float(np.max(s.cell_temps_c)) for s in hot) < 90.0
+
+
+def test_empty_battery_opens_the_contactors() -> None:
+    states = _long_run(None, 3600.0, soc=3.0)
+    end = states[-1]
+    assert not end.main_contactors_closed and not end.ready and end.pack_current_a == 0.0
+    assert end.speed_kmh == 0.0 and end.cell_soc_mean_pct > -1.0
+    assert min(float(np.min(s.cell_voltages_v)) for s in states) > 2.7
