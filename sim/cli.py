@@ -140,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"tbox sim: {stats.frames} frames, {stats.sim_seconds:.1f} s simulated in {stats.wall_seconds:.1f} s "
         f"({rate:,.0f} frames/s) -> {target}"
+        + (f", max lag behind the wall clock {1000 * stats.max_lag_s:.1f} ms" if args.realtime else "")
     )
     log.info("cycle=%s seed=%s scenario=%s", args.cycle, args.seed, args.scenario)
     return 0

@@ -246,3 +246,22 @@ def test_error_frames_appear_at_the_stated_rate() -> None:
     assert len(faulty) - len(errors) == len(clean)
     ts = [f[0] for f in faulty]
     assert all(a < b for a, b in itertools.pairwise(ts))
+
+
+@pytest.mark.skipif(not Path("/sys/class/net/vcan0").exists(), reason="no vcan0 on this host")
+def test_socketcan_vcan0_output_is_received() -> None:
+    frames = run_network(SyntheticVehicle(drive_s=20), 3)
+    rx = can.Bus(interface="socketcan", channel="vcan0")
+    tx = open_bus("socketcan:vcan0")
+    try:
+        CanBusSink(tx, EPOCH, "vcan0").write(frames[:500])
+        got = []
+        for _ in range(len(frames)):  # bounded
+            msg = rx.recv(timeout=0.5)
+            if msg is None:
+                break
+            got.append(msg)
+    finally:
+        tx.shutdown()
+        rx.shutdown()
+    assert [(m.arbitration_id, bytes(m.data)) for m in got[:500]] == [(f[1], f[2]) for f in frames[:500]]
