@@ -16,6 +16,7 @@ import pytest
 from crccheck.crc import Crc8SaeJ1850
 
 from agent.errors import ConfigError
+from sim.bus import bus_load
 from sim.ecus import COUNTER_MODULO, ERROR_FRAME, JITTER_FRACTION, JITTER_MAX_S, RawFrame, load_dbc
 from sim.run import scenario_names, simulate, simulate_windows, split_scenarios
 from sim.scenarios import SCENARIOS
@@ -88,6 +89,12 @@ def test_periods_match_gen_msg_cycle_time(runs: dict[str, list[RawFrame]]) -> No
             assert statistics.median(periods) == pytest.approx(cycle, rel=0.02), msg.name
             bound = 2 * min(JITTER_FRACTION * cycle, JITTER_MAX_S) + QUEUEING_S
             assert max(abs(p - cycle) for p in periods) <= bound, msg.name
+
+
+def test_bus_load_of_the_real_two_motor_drive_is_in_band(runs: dict[str, list[RawFrame]]) -> None:
+    """Exact stuffed bits over 20 s of WLTC driving with two motors: 20-50 % of 500 kbit/s."""
+    window = [f for f in runs["wltc3"] if 100.0 <= f[0] < 120.0]
+    assert 0.20 <= bus_load(window, 20.0) <= 0.50
 
 
 def test_counters_and_checksums_verify(runs: dict[str, list[RawFrame]]) -> None:
