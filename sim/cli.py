@@ -20,7 +20,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--seconds", type=float, default=60.0, help="simulated seconds (default 60)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--cycle", default="wltc3", help="driving profile name (default wltc3)")
+    p.add_argument(
+        "--cycle", default="wltc3", help="profile: wltc3, nedc, park, ac-charge or dc-charge (default wltc3)"
+    )
     p.add_argument(
         "--scenario",
         default=None,
