@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from agent.protocol.errors import ProtocolError, TboxError
 from agent.protocol.jsonform import frame_from_json, frame_to_json
-from agent.protocol.model import Frame
+from agent.protocol.model import Encryption, Frame, Opaque
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
@@ -34,6 +34,10 @@ def register(sub: Any) -> None:
     )
     decode.add_argument("frames", nargs="*", metavar="HEX", help="frames in hex (default: read stdin)")
     decode.add_argument("--pretty", action="store_true", help="indented JSON (tbox encode reads it too)")
+    decode.add_argument(
+        "--no-bcc-check", dest="check_bcc", action="store_false", help="decode frames whose BCC is wrong"
+    )
+    _add_key_option(decode, "decrypt AES/SM4 data units with this key (otherwise they stay opaque)")
     decode.set_defaults(run=run_decode)
 
     encode = sub.add_parser(
@@ -46,7 +50,37 @@ def register(sub: Any) -> None:
         ),
     )
     encode.add_argument("objects", nargs="*", metavar="JSON", help="frame objects (default: read stdin)")
+    encode.add_argument(
+        "--strict",
+        action="store_true",
+        help="reject values outside the standard's ranges and codes it does not define",
+    )
+    _add_key_option(encode, "encrypt data units of frames whose encryption is aes/sm4 with this key")
     encode.set_defaults(run=run_encode)
+
+
+def _add_key_option(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--key", metavar="HEX", help=text + " (16, 24 or 32 bytes in hex)")
+
+
+def _parse_key(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        key = parse_hex(text)
+    except ProtocolError as exc:
+        raise ProtocolError(exc.reason, None, "--key") from None
+    if len(key) not in (16, 24, 32):
+        raise ProtocolError(f"a key is 16, 24 or 32 bytes, got {len(key)}", None, "--key")
+    return key
+
+
+def _cipher(encryption: int, key: bytes | None) -> Any:
+    """The AES/SM4 cipher for ``encryption`` when a key was given, else None."""
+    if key is None or encryption not in (Encryption.AES, Encryption.SM4):
+        return None
+    crypto = importlib.import_module("agent.protocol.crypto")
+    return crypto.cipher_for(encryption, key=key)
 
 
 def _codec() -> Any:
@@ -74,10 +108,16 @@ def parse_hex(text: str) -> bytes:
     return bytes.fromhex(compact)
 
 
-def decode_hex(text: str) -> dict[str, Any]:
-    """The JSON object of one hex frame (``ProtocolError`` naming offset and field if malformed)."""
+def decode_hex(text: str, *, check_bcc: bool = True, key: bytes | None = None) -> dict[str, Any]:
+    """The JSON object of one hex frame (``ProtocolError`` naming offset and field if malformed).
+
+    ``key`` decrypts AES/SM4 data units; without it they decode as ``opaque``.
+    """
+    codec = _codec()
     data = parse_hex(text)
-    frame: Frame = _codec().decode_frame(data)
+    options = codec.CodecOptions(check_bcc=check_bcc)
+    cipher = _cipher(data[21], key) if len(data) > 21 else None
+    frame: Frame = codec.decode_frame(data, cipher=cipher, options=options)
     return frame_to_json(frame, length=len(data) - 25)
 
 
@@ -94,10 +134,11 @@ def _hex_inputs(args: argparse.Namespace, stdin: TextIO) -> Iterator[tuple[str, 
 def run_decode(args: argparse.Namespace) -> int:
     """``tbox decode``: print one JSON object per frame; 1 if any frame failed."""
     indent = 2 if args.pretty else None
+    key = _parse_key(args.key)
     failed = 0
     for where, text in _hex_inputs(args, sys.stdin):
         try:
-            obj = decode_hex(text)
+            obj = decode_hex(text, check_bcc=args.check_bcc, key=key)
         except TboxError as exc:
             failed += 1
             _report("decode", where, exc)
@@ -109,10 +150,15 @@ def run_decode(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- encode
 
 
-def encode_object(obj: object) -> str:
-    """Uppercase hex of the frame a JSON frame object describes."""
+def encode_object(obj: object, *, strict: bool = False, key: bytes | None = None) -> str:
+    """Uppercase hex of the frame a JSON frame object describes.
+
+    ``key`` encrypts the data unit of an aes/sm4 frame whose ``data`` is not ``opaque``.
+    """
+    codec = _codec()
     frame = frame_from_json(obj)
-    data: bytes = _codec().encode_frame(frame)
+    cipher = None if isinstance(frame.body, Opaque) else _cipher(int(frame.encryption), key)
+    data: bytes = codec.encode_frame(frame, cipher=cipher, options=codec.CodecOptions(strict=strict))
     return data.hex().upper()
 
 
@@ -164,6 +210,7 @@ def _json_inputs(args: argparse.Namespace, stdin: TextIO) -> Iterable[tuple[str,
 
 def run_encode(args: argparse.Namespace) -> int:
     """``tbox encode``: print one hex frame per JSON object (a JSON array counts as its items)."""
+    key = _parse_key(args.key)
     failed = 0
     for where, value in _json_inputs(args, sys.stdin):
         items = value if isinstance(value, list) else [value]
@@ -172,7 +219,7 @@ def run_encode(args: argparse.Namespace) -> int:
             try:
                 if isinstance(item, ProtocolError):
                     raise item
-                text = encode_object(item)
+                text = encode_object(item, strict=args.strict, key=key)
             except TboxError as exc:
                 failed += 1
                 _report("encode", label, exc)

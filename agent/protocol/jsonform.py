@@ -7,8 +7,8 @@ Conventions (also in docs/cli.md):
 * dataclass → object with its own field names; when the declared type does not pin the class (a
   union, ``object``, the frame's ``body``, the top-level call) the object carries ``"type"``: the
   class name in snake_case (``VehicleLogin`` → ``"vehicle_login"``, ``VehicleData2025`` →
-  ``"vehicle_data_2025"``). Classes with an ``INFO_TYPE``/``info_type`` class constant also get
-  ``"info_type"`` (the wire id, informational).
+  ``"vehicle_data_2025"``). In a frame, info blocks also carry ``"info_type"``: the wire id for the
+  frame's edition (informational, ignored on input; ``custom_block`` has it as a real field).
 * ``Edition`` → 2016 | 2025; other enums → lowercase member name (a code the model keeps as a plain
   ``int`` stays an int); ``Special`` → ``"abnormal"`` / ``"invalid"``.
 * flag enums (``enum.Flag``, e.g. alarm flags) → ``{"value": <int>, "names": [<set flags>]}``; on
@@ -43,6 +43,7 @@ __all__ = [
     "frame_from_json",
     "frame_to_json",
     "from_json",
+    "info_types",
     "json_type_name",
     "model_classes",
     "to_json",
@@ -55,7 +56,7 @@ T = TypeVar("T")
 FRAME_KEYS = ("edition", "command", "response", "vin", "encryption", "length", "data")
 #: informational keys accepted (and ignored) in any dataclass object
 _INFO_KEYS = ("type", "info_type")
-_INFO_TYPE_ATTRS = ("INFO_TYPE", "info_type")
+_INFO_TYPE_ATTRS = ("INFO_TYPE",)
 
 
 # --------------------------------------------------------------------------- names and registry
@@ -96,68 +97,111 @@ def _hints(cls: type) -> dict[str, Any]:
     return hints
 
 
-def _info_type(cls: type) -> int | None:
-    field_names = {f.name for f in dataclasses.fields(cls)}
+_InfoTypes = dict[type, int]
+_NO_INFO_TYPES: _InfoTypes = {}
+
+
+def _info_type(cls: type, info_types: _InfoTypes) -> int | None:
+    if any(f.name == "info_type" for f in dataclasses.fields(cls)):
+        return None  # a field of its own (custom_block)
+    found = info_types.get(cls)
+    if found is not None:
+        return found
     for attr in _INFO_TYPE_ATTRS:
-        if attr in field_names:
-            return None
         value = getattr(cls, attr, None)
         if isinstance(value, int) and not isinstance(value, bool):
             return int(value)
     return None
 
 
+def _codec() -> Any:
+    try:
+        return importlib.import_module("agent.protocol.codec")
+    except ImportError:  # the codec is optional for this module
+        return None
+
+
+def info_types(edition: Edition | int) -> dict[type, int]:
+    """Info-block class -> wire info type id for ``edition``, from the codec's tables (empty without one)."""
+    found = _INFO_TYPES_CACHE.get(int(edition))
+    if found is None:
+        found = _INFO_TYPES_CACHE[int(edition)] = _load_info_types(edition)
+    return found
+
+
+_INFO_TYPES_CACHE: dict[int, dict[type, int]] = {}
+
+
+def _load_info_types(edition: Edition | int) -> dict[type, int]:
+    codec = _codec()
+    public = getattr(codec, "info_type_ids", None)
+    if callable(public):
+        return dict(public(edition))
+    # codec._ENCODERS: edition -> {block class: (info type id, encoder, field name)}
+    table = getattr(codec, "_ENCODERS", None)
+    if not isinstance(table, dict):
+        return {}
+    try:
+        entries = table.get(Edition(edition), {})
+    except ValueError:
+        return {}
+    return {cls: int(entry[0]) for cls, entry in entries.items()}
+
+
 # --------------------------------------------------------------------------- model -> JSON
 
 
-def to_json(value: object) -> Any:
-    """JSON-ready form (dicts, lists, str, int, float, bool, None) of any model value."""
-    return _encode(value, object)
+def to_json(value: object, *, edition: Edition | int | None = None) -> Any:
+    """JSON-ready form (dicts, lists, str, int, float, bool, None) of any model value.
+
+    With ``edition``, info blocks also carry their wire ``info_type`` (ids differ between editions).
+    """
+    return _encode(value, object, info_types(edition) if edition is not None else _NO_INFO_TYPES)
 
 
 def frame_to_json(frame: Frame, *, length: int | None = None) -> dict[str, Any]:
     """The JSON object of a frame; ``length`` is the data-unit length (computed when not given)."""
     if length is None:
         length = _encoded_length(frame)
+    ids = info_types(frame.edition)
     out: dict[str, Any] = {
         "edition": int(frame.edition),
-        "command": _encode(frame.command, object),
-        "response": _encode(frame.response, object),
+        "command": _encode(frame.command, object, ids),
+        "response": _encode(frame.response, object, ids),
         "vin": frame.vin,
-        "encryption": _encode(frame.encryption, object),
+        "encryption": _encode(frame.encryption, object, ids),
     }
     if length is not None:
         out["length"] = length
-    out["data"] = _encode(frame.body, object)
+    out["data"] = _encode(frame.body, object, ids)
     return out
 
 
 def _encoded_length(frame: Frame) -> int | None:
-    try:
-        codec = importlib.import_module("agent.protocol.codec")
-    except ImportError:  # the codec is optional for this module
-        return None
-    encode: Callable[[Frame], bytes] | None = getattr(codec, "encode_frame", None)
+    encode: Callable[[Frame], bytes] | None = getattr(_codec(), "encode_frame", None)
     if encode is None:
         return None
-    return len(encode(frame)) - 25
+    try:
+        return len(encode(frame)) - 25
+    except ProtocolError:  # e.g. an encrypted unit without its cipher: leave the length out
+        return None
 
 
-def _dataclass_to_json(value: Any, tagged: bool) -> dict[str, Any]:
+def _dataclass_to_json(value: Any, tagged: bool, ids: _InfoTypes) -> dict[str, Any]:
     cls = type(value)
     hints = _hints(cls)
     out: dict[str, Any] = {}
     if tagged:
         out["type"] = json_type_name(cls)
-        info_type = _info_type(cls)
+        info_type = _info_type(cls, ids)
         if info_type is not None:
             out["info_type"] = info_type
     for f in dataclasses.fields(value):
-        out[f.name] = _encode(getattr(value, f.name), hints.get(f.name, object))
+        out[f.name] = _encode(getattr(value, f.name), hints.get(f.name, object), ids)
     return out
 
 
-def _encode(value: object, tp: Any) -> Any:
+def _encode(value: object, tp: Any, ids: _InfoTypes) -> Any:
     if isinstance(value, str | bytes) and _is_union(tp):
         return _encode_in_union(value, tp)
     if value is None or isinstance(value, bool | str):
@@ -181,12 +225,12 @@ def _encode(value: object, tp: Any) -> Any:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(BEIJING).isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _dataclass_to_json(value, tagged=tp is not type(value))
+        return _dataclass_to_json(value, tp is not type(value), ids)
     if isinstance(value, tuple | list):
         item_tp = _item_type(tp)
-        return [_encode(item, item_tp(index)) for index, item in enumerate(value)]
+        return [_encode(item, item_tp(index), ids) for index, item in enumerate(value)]
     if isinstance(value, dict):
-        return {str(key): _encode(item, object) for key, item in value.items()}
+        return {str(key): _encode(item, object, ids) for key, item in value.items()}
     raise ProtocolError(f"cannot express {type(value).__name__} in JSON", None, None)
 
 
