@@ -178,7 +178,8 @@ class Pack:
         self._res = None
         ptc = min(1.0, max(0.0, (PTC_LIMIT_C - self.coolant_c) / 20.0))   # PTC heaters self-limit
         q_cool = float(to_coolant.sum()) + heater_w * ptc
-        radiator = cfg.radiator_ua_w_k * (1.0 if pump_on and not cooling_lost else 0.1) \
+        bypass = cooling_lost or heater_w > 0.0          # the radiator is bypassed while heating
+        radiator = cfg.radiator_ua_w_k * (1.0 if pump_on and not bypass else 0.1) \
             * (self.coolant_c - ambient_c)
         q_chill = 0.0
         if chiller_forced or (chiller and pump_on and not cooling_lost and self.coolant_c > cfg.chiller_on_c):

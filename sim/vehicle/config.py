@@ -36,6 +36,7 @@ class VehicleConfig:
     radiator_ua_w_k: float = 300.0
     chiller_power_w: float = 6000.0
     chiller_on_c: float = 33.0               # coolant temperature that starts the chiller
+    pack_heater_w: float = 5000.0            # PTC coolant heater used to warm a cold pack
     # --- body and driveline ---
     mass_kg: float = 1900.0              # curb + driver + luggage
     rotating_mass_factor: float = 0.04

@@ -114,6 +114,8 @@ class Vehicle:
         self.motor_tripped = [False] * n_m
         self.dcdc_tripped = False
         self.hv_shutdown = False          # battery empty: the BMS opened the contactors (latched)
+        self.tm_heating = False
+        self.tm_heater_w = 0.0            # coolant heater power requested by thermal management
         self.lv_soc = 0.85
         self.insulation_base = float(self.rng.uniform(25000.0, 55000.0))
         self.insulation = self.insulation_base
@@ -202,7 +204,12 @@ class Vehicle:
         f = self.faults
         eff = f.dcdc_efficiency if f.dcdc_efficiency is not None else cfg.dcdc_efficiency
         dcdc_in = cfg.lv_load_w / eff if dcdc_on else 0.0
-        return cfg.aux_hv_w + f.extra_aux_w + dcdc_in, dcdc_in - (cfg.lv_load_w if dcdc_on else 0.0)
+        # thermal management warms a cold pack with the coolant heater (hysteresis 10..15 degC)
+        t_min = float(self.pack.temp_c.min())
+        self.tm_heating = t_min < (15.0 if self.tm_heating else 10.0)
+        self.tm_heater_w = cfg.pack_heater_w if self.tm_heating else 0.0
+        return (cfg.aux_hv_w + f.extra_aux_w + dcdc_in + self.tm_heater_w,
+                dcdc_in - (cfg.lv_load_w if dcdc_on else 0.0))
 
     def _step_drive(self, t0: float, dt: float) -> VehicleState:
         cfg = self.config
@@ -343,28 +350,32 @@ class Vehicle:
                                                 v_min=cfg.cell_v_min)
         e, rp = self.pack.emf_and_r()
         i_chg = 0.0
+        dcdc_on = charging and not f.dcdc_failed and not self._dcdc_trip()
+        p_aux, dcdc_loss = self._aux_power(dcdc_on) if charging else (0.0, 0.0)
         if charging:
-            i_cc = min(i_max, p_max / (e + rp * i_max))   # charger's own CC limit (power and current)
+            # the charger feeds the auxiliaries (DC-DC, pumps, pack heater) on top of the battery current
+            v_est = e + rp * min(i_bms, i_max)
+            i_aux = p_aux / v_est
+            i_cc = min(i_max, p_max / v_est)              # charger's own CC limit (power and current)
             if f.charge_never_stops:
-                i_chg = min(i_cc, 0.3 * self.cap_bms_ah)
+                i_bat = min(i_cc - i_aux, 0.3 * self.cap_bms_ah)
             else:
-                i_chg = min(i_cc, i_bms)
-                head = i_bms < i_cc
+                i_bat = min(i_cc - i_aux, i_bms)
+                head = i_bms < i_cc - i_aux
                 self.in_cv = self.in_cv or (head and self.soc_bms > 50.0)
-                done = self.soc_bms >= target or (self.in_cv and i_chg < cfg.charge_cutoff_c
+                done = self.soc_bms >= target or (self.in_cv and i_bat < cfg.charge_cutoff_c
                                                  * self.cap_bms_ah)
                 if done:
                     log.info("charge complete at t=%.0f s, SOC %.1f %%", self.t, self.soc_bms)
                     self.charge_mode = ChargeMode.COMPLETE
-                    charging = False
-                    i_chg = 0.0
+                    charging = dcdc_on = False
+                    p_aux, dcdc_loss = 0.0, 0.0
+            if charging:
+                i_chg = max(0.0, i_bat + i_aux)
         contactors = charging
-        dcdc_on = charging and not f.dcdc_failed and not self._dcdc_trip()
-        p_aux, dcdc_loss = self._aux_power(dcdc_on) if charging else (0.0, 0.0)
         i_pack = 0.0
         if charging:
-            v_bus = e + rp * i_chg
-            i_pack = p_aux / v_bus - i_chg
+            i_pack = p_aux / (e - rp * (i_aux - i_chg)) - i_chg
         p_batt = (e - rp * i_pack) * i_pack
         v_bus = e - rp * i_pack
         self._e["aux"] += p_aux * dt
@@ -398,8 +409,9 @@ class Vehicle:
         cfg = self.config
         f = self.faults
         amb = self.ambient_c
+        heater = f.coolant_heater_w + (self.tm_heater_w if pump_on else 0.0)
         self.pack.step_thermal(dt, pump_on=pump_on or f.coolant_heater_w > 0.0, ambient_c=amb,
-                               chiller=pump_on, heater_w=f.coolant_heater_w,
+                               chiller=pump_on, heater_w=heater,
                                chiller_forced=f.chiller_stuck_on, cooling_lost=f.battery_cooling_lost)
         t_loop = amb + 3.0 if pump_on else amb           # powertrain coolant (radiator outlet)
         flow = 1.0 if pump_on else 0.3                   # natural convection only when parked
