@@ -259,3 +259,66 @@ def test_help_lists_verbs() -> None:
     result = _tbox(["--help"], "")
     assert result.returncode == 0
     assert "decode" in result.stdout and "encode" in result.stdout
+
+
+# --------------------------------------------------------------------------- options
+
+KEY = "000102030405060708090A0B0C0D0E0F"
+
+
+@needs_codec
+def test_info_type_of_blocks_follows_the_edition(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_tbox(capsys, "decode", VECTOR_FRAMES["T6"], VECTOR_FRAMES["R27"])
+    assert code == 0
+    t6, r27 = (json.loads(line) for line in out.splitlines())
+    assert [block["info_type"] for block in t6["data"]["blocks"]] == [1, 2, 5, 6, 7, 8, 9, 0x80]
+    assert [(b["type"], b["info_type"]) for b in r27["data"]["blocks"]] == [("alarm_2025", 6)]
+    assert r27["data"]["signature"]["sig_type"] == "rsa"
+
+
+@needs_codec
+def test_no_bcc_check(capsys: pytest.CaptureFixture[str]) -> None:
+    good = VECTOR_FRAMES["T6"]
+    code, out, err = run_tbox(capsys, "decode", "--no-bcc-check", good[:-2] + "00")
+    assert (code, err) == (0, "")
+    code, back, _ = run_tbox(capsys, "encode", out)
+    assert code == 0 and back.strip() == good  # the encoder writes the right BCC
+
+
+@needs_codec
+def test_strict_encode(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_tbox(capsys, "decode", VECTOR_FRAMES["R6"])
+    obj = json.loads(out)
+    obj["data"]["blocks"][0]["max_voltage_subsystem"] = 253
+    code, back, err = run_tbox(capsys, "encode", json.dumps(obj))
+    assert code == 0 and err == "" and len(back.split()) == 1
+    code, back, err = run_tbox(capsys, "encode", "--strict", json.dumps(obj))
+    assert code == 1 and back == ""
+    assert err.startswith("tbox encode: argument 1: ") and "max_voltage_subsystem" in err
+
+
+@needs_codec
+def test_key_encrypts_and_decrypts(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_tbox(capsys, "decode", VECTOR_FRAMES["T2"])
+    plain = json.loads(out)
+    obj = dict(plain, encryption="aes")
+    code, _, err = run_tbox(capsys, "encode", json.dumps(obj))
+    assert code == 1 and "encryption" in err and "cipher" in err
+    code, encrypted, err = run_tbox(capsys, "encode", "--key", KEY, json.dumps(obj))
+    assert (code, err) == (0, "")
+    code, out, _ = run_tbox(capsys, "decode", encrypted.strip())
+    opaque = json.loads(out)
+    assert code == 0 and opaque["encryption"] == "aes" and opaque["data"]["type"] == "opaque"
+    code, again, _ = run_tbox(capsys, "encode", out)
+    assert code == 0 and again == encrypted  # an opaque unit re-encodes byte for byte
+    code, out, _ = run_tbox(capsys, "decode", "--key", KEY.lower(), encrypted.strip())
+    decrypted = json.loads(out)
+    assert code == 0 and decrypted["data"] == plain["data"] and decrypted["encryption"] == "aes"
+
+
+@needs_codec
+@pytest.mark.parametrize("key", ["0011", "zz" * 16])
+def test_bad_key(capsys: pytest.CaptureFixture[str], key: str) -> None:
+    code, out, err = run_tbox(capsys, "decode", "--key", key, VECTOR_FRAMES["T2"])
+    assert code == 1 and out == ""
+    assert err.startswith("tbox decode: --key: ") and err.count("\n") == 1
