@@ -157,7 +157,7 @@ def test_ac_charge_cc_then_cv_to_full() -> None:
     charging = [s for s in states[1:] if s.charge_mode is ChargeMode.AC]
     assert states[-1].charge_mode is ChargeMode.COMPLETE
     assert states[-1].soc_pct > 98.0
-    i = np.array([s.charger_current_a for s in charging])
+    i = np.array([-s.pack_current_a for s in charging])          # into the battery
     vmax = np.array([float(np.max(s.cell_voltages_v)) for s in charging])
     p_out = np.array([s.charger_current_a * s.charger_voltage_v for s in charging])
     assert p_out.max() <= cfg.obc_power_kw * cfg.obc_efficiency * 1000.0 * 1.001
