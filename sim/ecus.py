@@ -139,6 +139,12 @@ def compile_packer(message: Any, names: Sequence[str], fixed: dict[str, int] | N
     return packer
 
 
+@functools.cache
+def _packer(message: Any, names: tuple[str, ...], fixed: tuple[tuple[str, int], ...]) -> Packer:
+    """``compile_packer``, compiled once per process for each (message, signals, constants)."""
+    return compile_packer(message, names, dict(fixed))
+
+
 # ------------------------------------------------------------------------------------ ECU behaviour
 
 
@@ -673,10 +679,10 @@ class TxMessage:
                 )
             for g in range(self.groups):
                 group_sigs = [sig.name for sig in message.signals if sig.multiplexer_ids == [g]]
-                self.packers.append(compile_packer(message, group_sigs, {mux_sig.name: g}))
+                self.packers.append(_packer(message, tuple(group_sigs), ((mux_sig.name, g),)))
         else:
             self.groups = 1
-            self.packers.append(compile_packer(message, self.fields))
+            self.packers.append(_packer(message, self.fields, ()))
         if self.e2e:
             zero = bytes(self.dlc)
             self.crc_zero = e2e_crc(self.frame_id, zero)
