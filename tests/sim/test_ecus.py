@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 import pytest
@@ -145,34 +146,34 @@ def test_crc8_check_value_and_matches_crccheck() -> None:
         assert crc8_sae_j1850(data) == Crc8SaeJ1850.calc(data)
 
 
-def _random_physical(sig: object, rng: random.Random) -> object:
-    lo, hi = sig.minimum, sig.maximum  # type: ignore[attr-defined]
-    if rng.random() < 0.1 and sig.choices:  # type: ignore[attr-defined]
-        return rng.choice(list(sig.choices.values()))  # type: ignore[attr-defined]
-    raw = rng.randrange(0, 1 << sig.length)  # type: ignore[attr-defined]
-    value = raw * sig.scale + sig.offset  # type: ignore[attr-defined]
+def _random_physical(sig: Any, rng: random.Random) -> Any:
+    lo, hi = sig.minimum, sig.maximum
+    if rng.random() < 0.1 and sig.choices:
+        return rng.choice(list(sig.choices.values()))
+    raw = rng.randrange(0, 1 << sig.length)
+    value = raw * sig.scale + sig.offset
     if rng.random() < 0.5:  # off-grid values exercise rounding
-        value += rng.uniform(-0.49, 0.49) * sig.scale  # type: ignore[attr-defined]
+        value += rng.uniform(-0.49, 0.49) * sig.scale
     return min(max(value, lo), hi)
 
 
-def _as_packer_value(sig: object, value: object) -> object:
+def _as_packer_value(sig: Any, value: Any) -> Any:
     if isinstance(value, str) or hasattr(value, "value"):
-        raw = sig.conversion.choice_to_number(value)  # type: ignore[attr-defined]
-        return None if raw == (1 << sig.length) - 1 and sig.length > 1 else raw * sig.scale + sig.offset  # type: ignore[attr-defined]
+        raw = sig.conversion.choice_to_number(value)
+        return None if raw == (1 << sig.length) - 1 and sig.length > 1 else raw * sig.scale + sig.offset
     return value
 
 
 @pytest.mark.parametrize("message", load_dbc().messages, ids=lambda m: m.name)
-def test_packer_is_byte_identical_to_cantools(message: object) -> None:
-    rng = random.Random(message.frame_id)  # type: ignore[attr-defined]
-    if message.is_multiplexed():  # type: ignore[attr-defined]
-        mux = next(s for s in message.signals if s.is_multiplexer)  # type: ignore[attr-defined]
-        groups = sorted({i for s in message.signals for i in (s.multiplexer_ids or [])})  # type: ignore[attr-defined]
-        cases = [(g, [s for s in message.signals if s.multiplexer_ids == [g]]) for g in groups]  # type: ignore[attr-defined]
+def test_packer_is_byte_identical_to_cantools(message: Any) -> None:
+    rng = random.Random(message.frame_id)
+    if message.is_multiplexed():
+        mux = next(s for s in message.signals if s.is_multiplexer)
+        groups = sorted({i for s in message.signals for i in (s.multiplexer_ids or [])})
+        cases = [(g, [s for s in message.signals if s.multiplexer_ids == [g]]) for g in groups]
     else:
         mux = None
-        cases = [(None, list(message.signals))]  # type: ignore[attr-defined]
+        cases = [(None, list(message.signals))]
     for group, sigs in cases:
         names = [s.name for s in sigs]
         packer = compile_packer(message, names, {mux.name: group} if mux is not None else None)
@@ -181,9 +182,9 @@ def test_packer_is_byte_identical_to_cantools(message: object) -> None:
             expected = dict(phys)
             if mux is not None:
                 expected[mux.name] = group
-            want = message.encode(expected, strict=True)  # type: ignore[attr-defined]
+            want = message.encode(expected, strict=True)
             raw = packer([_as_packer_value(s, phys[s.name]) for s in sigs])
-            assert raw.to_bytes(message.length, "little") == want, (message, phys)  # type: ignore[attr-defined]
+            assert raw.to_bytes(message.length, "little") == want, (message, phys)
 
 
 def test_packer_sna_none_and_nan_give_all_ones() -> None:

@@ -29,7 +29,7 @@ RUNS = (("wltc3", 300.0), ("ac-charge", 120.0), ("dc-charge", 60.0))
 
 def record(profile: str, seconds: float, **kw: object) -> list[RawFrame]:
     frames: list[RawFrame] = []
-    for window in simulate_windows(None, profile, 1, seconds, n_motors=2, **kw):  # type: ignore[arg-type]
+    for window in simulate_windows(None, profile, 1, seconds, n_motors=2, **kw):
         frames += window.frames
     return frames
 
