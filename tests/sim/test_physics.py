@@ -167,7 +167,7 @@ def test_ac_charge_cc_then_cv_to_full() -> None:
     assert i[k:].max() <= i[:k].max() + 1e-6
     assert i[-1] < 0.6 * i[:k].mean()                    # current tapers in CV (to C/20)
     assert i[-1] <= cfg.charge_cutoff_c * cfg.cell_capacity_ah * 1.05
-    assert np.all(np.diff(i[k + 5:]) <= 1e-6)
+    assert np.all(np.diff(i[k + 5:]) <= 1e-3)
     assert vmax.max() < cfg.cell_v_max + 0.005
 
 
