@@ -177,6 +177,15 @@ def simulate_windows(
         seed=seed,
     )
     steps = math.ceil(seconds / dt - 1e-9)
+    log.debug(
+        "simulating %s s of %r, seed %s, %d motor(s), physics scenario %s, bus faults %s",
+        seconds,
+        profile,
+        seed,
+        network.ctx.n_motors,
+        physics,
+        [f.name for f in bus_faults],
+    )
     for k in range(steps):
         t0, t1 = k * dt, (k + 1) * dt
         state = source.step(dt)
