@@ -220,3 +220,12 @@ def test_one_hour_is_fast() -> None:
     for _ in range(6000):          # 10 simulated minutes at 0.1 s
         v.step(0.1)
     assert time.process_time() - t0 < 10.0 / 6 * 1.5   # well under 10 s per simulated hour (+ CI slack)
+
+
+def test_cold_pack_is_heated_before_fast_charging() -> None:
+    cfg = replace(CFG, ambient_c=-10.0, initial_soc_pct=20.0)
+    _, states = run("dc-charge", 3600.0, 2.0, cfg=cfg)
+    first, end = states[1], states[-1]
+    assert first.bms_max_charge_a < 0.1 * end.bms_max_charge_a          # cold: hardly any charge current
+    assert float(np.min(end.cell_temps_c)) > 5.0 and end.soc_pct > first.soc_pct + 20.0
+    assert min(s.soc_pct for s in states[1:]) > first.soc_pct - 0.5    # the charger feeds the heater
