@@ -423,7 +423,10 @@ def _decode(tp: Any, obj: object, path: str) -> Any:
     if issubclass(tp, Enum):
         return _decode_enum(tp, obj, path)
     if issubclass(tp, float):
-        return float(typing.cast(float, obj))
+        try:
+            return float(typing.cast(float, obj))
+        except OverflowError:
+            raise _fail(path, "number too large for a float") from None
     if issubclass(tp, int):
         if isinstance(obj, float):
             if not obj.is_integer():

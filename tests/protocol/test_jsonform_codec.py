@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from typing import Any
 
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.protocol.codec import decode_frame, encode_frame
+from agent.protocol.errors import ProtocolError
 from agent.protocol.jsonform import frame_from_json, frame_to_json, info_types, to_json
 from agent.protocol.model import (
     CustomBlock,
@@ -58,3 +62,49 @@ def test_blocks_carry_the_editions_info_type(report: RealtimeReport) -> None:
         assert block["info_type"] == expected
     plain = to_json(report)["blocks"]  # without an edition: only custom blocks have one (a real field)
     assert all(("info_type" in block) == (block["type"] == "custom_block") for block in plain)
+
+
+_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70) | st.just(2**1100),
+    st.floats(),
+    st.text(max_size=6),
+    st.sampled_from(["invalid", "abnormal", "2018-06-23T12:05:02+08:00", "00ff", "drive", "none"]),
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner)),
+    max_leaves=8,
+)
+
+
+def _mutations(obj: Any) -> list[tuple[list[Any], Any]]:
+    """(path, container) for every value inside ``obj``."""
+    found: list[tuple[list[Any], Any]] = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            found.append(([key], obj))
+            found.extend(([key, *path], container) for path, container in _mutations(value))
+    elif isinstance(obj, list):
+        for index, value in enumerate(obj):
+            found.append(([index], obj))
+            found.extend(([index, *path], container) for path, container in _mutations(value))
+    return found
+
+
+@settings(max_examples=400)
+@given(frame=strategies.frames(), data=st.data())
+def test_mutated_json_raises_only_protocol_errors(frame: Frame, data: st.DataObject) -> None:
+    obj = json.loads(json.dumps(frame_to_json(frame, length=0)))
+    spots = _mutations(obj)
+    path, _ = data.draw(st.sampled_from(spots))
+    target = obj
+    for step in path[:-1]:
+        target = target[step]
+    if data.draw(st.booleans()) and isinstance(target, dict):
+        del target[path[-1]]
+    else:
+        target[path[-1]] = data.draw(_json_values)
+    with contextlib.suppress(ProtocolError):
+        encode_frame(frame_from_json(obj))
