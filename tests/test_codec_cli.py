@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import subprocess
 import sys
@@ -322,3 +323,20 @@ def test_bad_key(capsys: pytest.CaptureFixture[str], key: str) -> None:
     code, out, err = run_tbox(capsys, "decode", "--key", key, VECTOR_FRAMES["T2"])
     assert code == 1 and out == ""
     assert err.startswith("tbox decode: --key: ") and err.count("\n") == 1
+
+
+@needs_codec
+def test_encode_array_and_stdin_in_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frames = [VECTOR_FRAMES[i] for i in ("J5", "T4r", "R25")]
+    _, out, _ = run_tbox(capsys, "decode", *frames)
+    objects = [json.loads(line) for line in out.splitlines()]
+    code, back, err = run_tbox(capsys, "encode", json.dumps(objects))
+    assert (code, err) == (0, "") and back.split() == frames
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(json.dumps(o, indent=4) for o in objects)))
+    code, back, err = run_tbox(capsys, "encode")
+    assert (code, err) == (0, "") and back.split() == frames
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n\n" + " ".join(_pairs(frames[1])) + "\n"))
+    code, out, err = run_tbox(capsys, "decode")
+    assert (code, err) == (0, "") and json.loads(out)["data"]["type"] == "time_only"
