@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -143,6 +143,11 @@ class Vehicle:
     def state(self) -> VehicleState:
         """The snapshot after the last step."""
         return self._state
+
+    @property
+    def utc(self) -> datetime:
+        """Wall-clock time of the current state (``start_utc`` + simulated time)."""
+        return self.start_utc + timedelta(seconds=self.t)
 
     # ------------------------------------------------------------------ step
     def step(self, dt: float) -> VehicleState:

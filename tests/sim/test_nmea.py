@@ -89,3 +89,11 @@ def test_serial_sink_uses_pyserial(monkeypatch: pytest.MonkeyPatch) -> None:
     sink.write(["$GPXXX*00"])
     sink.close()
     assert written == [b"$GPXXX*00\r\n", b"closed"]
+
+
+def test_vehicle_utc_follows_simulated_time() -> None:
+    v = Vehicle(VehicleConfig(), "park", seed=1, start_utc=START)
+    for _ in range(25):
+        v.step(0.1)
+    assert v.utc == START + timedelta(seconds=v.state.t)
+    assert nmea_sentences(v.state, v.utc)[0].startswith("$GPRMC,015928.50,")

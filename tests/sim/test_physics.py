@@ -229,3 +229,12 @@ def test_cold_pack_is_heated_before_fast_charging() -> None:
     assert first.bms_max_charge_a < 0.1 * end.bms_max_charge_a          # cold: hardly any charge current
     assert float(np.min(end.cell_temps_c)) > 5.0 and end.soc_pct > first.soc_pct + 20.0
     assert min(s.soc_pct for s in states[1:]) > first.soc_pct - 0.5    # the charger feeds the heater
+
+
+def test_regen_is_limited_by_a_full_battery() -> None:
+    _, normal = run("wltc3", 1800.0, 0.5)
+    _, full = run("wltc3", 1800.0, 0.5, cfg=replace(CFG, initial_soc_pct=99.5))
+    assert full[-1].energy_brake_j > 20 * normal[-1].energy_brake_j + 1e5     # friction brakes take over
+    assert max(-s.pack_current_a for s in full) < 0.8 * max(-s.pack_current_a for s in normal)
+    assert max(float(np.max(s.cell_voltages_v)) for s in full) < CFG.cell_v_max + 0.005
+    assert all(-s.pack_current_a <= s.bms_max_charge_a + 1.0 for s in full[2:])
