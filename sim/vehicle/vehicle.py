@@ -173,7 +173,7 @@ class Vehicle:
             sc.activate(f, self.t - self.scenario_start_s)
         pack = self.pack
         if f.weak_cell is not None and not self._weak_applied:
-            k = f.weak_cell
+            k = f.weak_cell % pack.n          # scenarios name cells of the default 96s pack
             pack.capacity_ah[k] *= f.weak_cell_capacity_factor
             pack.r0_25[k] *= f.weak_cell_resistance_factor
             pack.r1_25[k] *= f.weak_cell_resistance_factor
@@ -182,10 +182,11 @@ class Vehicle:
         if f.blocked_module != self._blocked_applied:
             pack.ua_coolant = pack.ua_coolant_nominal.copy()
             if f.blocked_module is not None:
-                pack.ua_coolant[pack.module == f.blocked_module] *= 0.02
+                n_mod = int(pack.module[-1]) + 1
+                pack.ua_coolant[pack.module == f.blocked_module % n_mod] *= 0.02
             self._blocked_applied = f.blocked_module
         if f.internal_short_cell is not None:
-            k = f.internal_short_cell
+            k = f.internal_short_cell % pack.n
             pack.leak_a[k] = 0.0 if pack.vented[k] else self.config.self_discharge_a + f.internal_short_a
         # exothermic reactions above the onset temperature; venting destroys the cell
         if float(pack.temp_c.max()) > THERMAL_RUNAWAY_ONSET_C:
