@@ -56,7 +56,6 @@ T = TypeVar("T")
 FRAME_KEYS = ("edition", "command", "response", "vin", "encryption", "length", "data")
 #: informational keys accepted (and ignored) in any dataclass object
 _INFO_KEYS = ("type", "info_type")
-_INFO_TYPE_ATTRS = ("INFO_TYPE",)
 
 
 # --------------------------------------------------------------------------- names and registry
@@ -104,14 +103,7 @@ _NO_INFO_TYPES: _InfoTypes = {}
 def _info_type(cls: type, info_types: _InfoTypes) -> int | None:
     if any(f.name == "info_type" for f in dataclasses.fields(cls)):
         return None  # a field of its own (custom_block)
-    found = info_types.get(cls)
-    if found is not None:
-        return found
-    for attr in _INFO_TYPE_ATTRS:
-        value = getattr(cls, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return int(value)
-    return None
+    return info_types.get(cls)
 
 
 def _codec() -> Any:
@@ -123,6 +115,10 @@ def _codec() -> Any:
 
 def info_types(edition: Edition | int) -> dict[type, int]:
     """Info-block class -> wire info type id for ``edition``, from the codec's tables (empty without one)."""
+    return dict(_ids(edition))
+
+
+def _ids(edition: Edition | int) -> _InfoTypes:
     found = _INFO_TYPES_CACHE.get(int(edition))
     if found is None:
         found = _INFO_TYPES_CACHE[int(edition)] = _load_info_types(edition)
@@ -156,14 +152,14 @@ def to_json(value: object, *, edition: Edition | int | None = None) -> Any:
 
     With ``edition``, info blocks also carry their wire ``info_type`` (ids differ between editions).
     """
-    return _encode(value, object, info_types(edition) if edition is not None else _NO_INFO_TYPES)
+    return _encode(value, object, _ids(edition) if edition is not None else _NO_INFO_TYPES)
 
 
 def frame_to_json(frame: Frame, *, length: int | None = None) -> dict[str, Any]:
     """The JSON object of a frame; ``length`` is the data-unit length (computed when not given)."""
     if length is None:
         length = _encoded_length(frame)
-    ids = info_types(frame.edition)
+    ids = _ids(frame.edition)
     out: dict[str, Any] = {
         "edition": int(frame.edition),
         "command": _encode(frame.command, object, ids),
