@@ -31,6 +31,7 @@ KI = 0.05         # driver: integral gain (1/s^2)
 THERMAL_RUNAWAY_ONSET_C = 90.0   # exothermic side reactions start (SEI/anode)
 THERMAL_EVENT_C = 120.0          # reported as a thermal event
 VENT_C = 160.0                   # separator collapse: the cell is lost (0 V)
+OVERCHARGE_ONSET_V = 4.45        # electrolyte oxidation / lithium plating heat above this rest voltage
 # thermal protection (derate from, trip at, reset below) in degC
 MOTOR_PROTECT = (150.0, 180.0, 160.0)
 INVERTER_PROTECT = (90.0, 105.0, 90.0)
@@ -188,12 +189,19 @@ class Vehicle:
         if f.internal_short_cell is not None:
             k = f.internal_short_cell % pack.n
             pack.leak_a[k] = 0.0 if pack.vented[k] else self.config.self_discharge_a + f.internal_short_a
-        # exothermic reactions above the onset temperature; venting destroys the cell
-        if float(pack.temp_c.max()) > THERMAL_RUNAWAY_ONSET_C:
-            hot = pack.temp_c > THERMAL_RUNAWAY_ONSET_C
-            reaction = np.where(hot & ~pack.vented, np.minimum(
-                30.0 * np.exp((pack.temp_c - THERMAL_RUNAWAY_ONSET_C) / 12.0), 30000.0), 0.0)
-            pack.extra_heat_w = reaction
+        # exothermic reactions above the onset temperature, electrolyte oxidation in over-charged cells;
+        # venting destroys the cell
+        hot_cells = float(pack.temp_c.max()) > THERMAL_RUNAWAY_ONSET_C
+        overcharged = float(pack.soc_pct.max()) > 100.0
+        if hot_cells or overcharged:
+            heat = np.zeros(pack.n)
+            if hot_cells:
+                heat += np.minimum(30.0 * np.exp((pack.temp_c - THERMAL_RUNAWAY_ONSET_C) / 12.0), 30000.0) \
+                    * (pack.temp_c > THERMAL_RUNAWAY_ONSET_C)
+            if overcharged:
+                heat += np.minimum(np.exp((pack.open_circuit() - OVERCHARGE_ONSET_V) / 0.06) - 1.0, 3000.0) \
+                    * (pack.open_circuit() > OVERCHARGE_ONSET_V)
+            pack.extra_heat_w = np.where(pack.vented, 0.0, heat)
             newly = (pack.temp_c > VENT_C) & ~pack.vented
             if newly.any():
                 pack.vented |= newly
