@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
@@ -143,7 +144,8 @@ def run_decode(args: argparse.Namespace) -> int:
             failed += 1
             _report("decode", where, exc)
             continue
-        print(json.dumps(obj, ensure_ascii=False, indent=indent), flush=True)
+        if not _emit(json.dumps(obj, ensure_ascii=False, indent=indent)):
+            break
     return 1 if failed else 0
 
 
@@ -171,17 +173,18 @@ def iter_json_values(text: str) -> Iterator[tuple[int, object | ProtocolError]]:
     decoder = json.JSONDecoder()
     pos = 0
     size = len(text)
+    line, counted = 1, 0  # line number of position ``counted`` (counted incrementally: O(n) overall)
     while True:
         while pos < size and text[pos].isspace():
             pos += 1
         if pos >= size:
             return
-        line = text.count("\n", 0, pos) + 1
+        line += text.count("\n", counted, pos)
+        counted = pos
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            error_line = text.count("\n", 0, exc.pos) + 1
-            yield line, ProtocolError(f"bad JSON at line {error_line} column {exc.colno}: {exc.msg}")
+            yield line, ProtocolError(f"bad JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
             pos = _resync(text, pos)
             continue
         yield line, value
@@ -224,8 +227,21 @@ def run_encode(args: argparse.Namespace) -> int:
                 failed += 1
                 _report("encode", label, exc)
                 continue
-            print(text, flush=True)
+            if not _emit(text):
+                return 1 if failed else 0
     return 1 if failed else 0
+
+
+def _emit(line: str) -> bool:
+    """Print one output line; False when the reader has gone (``tbox decode ... | head``)."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # stop quietly, and keep the interpreter's final flush of stdout from failing again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return False
+    return True
 
 
 def _report(verb: str, where: str, exc: BaseException) -> None:

@@ -24,6 +24,7 @@ Conventions (also in docs/cli.md):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import re
 import sys
@@ -307,6 +308,7 @@ def frame_from_json(obj: object) -> Frame:
     )
 
 
+@functools.cache
 def _is_union(tp: Any) -> bool:
     return typing.get_origin(tp) in (typing.Union, types.UnionType)
 
@@ -318,40 +320,51 @@ def _is_dataclass_type(tp: Any) -> bool:
 def _accepts(tp: Any, obj: object) -> bool:
     """Whether a JSON value of ``obj``'s kind can possibly describe a ``tp``."""
     kind = _kind(obj)
+    kinds = _kinds(tp)
+    if kind in kinds:
+        return True
+    # {"text": ...} / {"hex": ...}: the explicit forms of a str / bytes in an ambiguous union
+    return kind == "object" and len(typing.cast(dict[str, Any], obj)) == 1 and (
+        ("text" in kinds and "text" in typing.cast(dict[str, Any], obj))
+        or ("hex" in kinds and "hex" in typing.cast(dict[str, Any], obj))
+    )
+
+
+@functools.cache
+def _kinds(tp: Any) -> frozenset[str]:
+    """The JSON kinds (see ``_kind``) that can describe a ``tp``, plus "text"/"hex" for str/bytes."""
     if tp is Any or tp is object:
-        return kind == "object"
+        return frozenset({"object"})
     if tp is type(None):
-        return kind == "null"
+        return frozenset({"null"})
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
-        return any(_kind(arg) == kind for arg in typing.get_args(tp))
+        return frozenset(_kind(arg) for arg in typing.get_args(tp))
     if origin in (tuple, list):
-        return kind == "array"
+        return frozenset({"array"})
     if origin is dict:
-        return kind == "object"
+        return frozenset({"object"})
     if not isinstance(tp, type):
-        return False
+        return frozenset()
     if issubclass(tp, bool):
-        return kind == "boolean"
+        return frozenset({"boolean"})
     if issubclass(tp, Edition):
-        return kind in ("number", "string")
+        return frozenset({"number", "string"})
     if issubclass(tp, Flag):
-        return kind in ("number", "object", "array")
+        return frozenset({"number", "object", "array"})
     if issubclass(tp, Enum):
-        return kind == "string" or (kind == "number" and issubclass(tp, int))
-    if issubclass(tp, float):
-        return kind == "number"
-    if issubclass(tp, int):
-        return kind == "number"
+        return frozenset({"string", "number"} if issubclass(tp, int) else {"string"})
+    if issubclass(tp, int | float):
+        return frozenset({"number"})
     if issubclass(tp, str):
-        return kind == "string" or (kind == "object" and set(typing.cast(dict[str, Any], obj)) == {"text"})
+        return frozenset({"string", "text"})
     if issubclass(tp, bytes):
-        return kind == "string" or (kind == "object" and set(typing.cast(dict[str, Any], obj)) == {"hex"})
+        return frozenset({"string", "hex"})
     if issubclass(tp, datetime):
-        return kind == "string"
+        return frozenset({"string"})
     if dataclasses.is_dataclass(tp):
-        return kind == "object"
-    return False
+        return frozenset({"object"})
+    return frozenset()
 
 
 def _priority(tp: Any) -> int:
@@ -442,14 +455,29 @@ def _decode(tp: Any, obj: object, path: str) -> Any:
     raise _fail(path, f"unsupported type {tp.__name__}")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Union:
+    members: tuple[Any, ...]            # sentinels and enums first (see _priority)
+    classes: tuple[type, ...]           # the dataclass members
+    by_tag: dict[str, type]             # their "type" names
+
+
+@functools.cache
+def _union(tp: Any) -> _Union:
+    args = typing.get_args(tp)
+    classes = tuple(arg for arg in args if _is_dataclass_type(arg))
+    return _Union(
+        tuple(sorted(args, key=_priority)), classes, {json_type_name(cls): cls for cls in classes}
+    )
+
+
 def _decode_union(tp: Any, obj: object, path: str) -> Any:
-    members = [arg for arg in typing.get_args(tp) if _accepts(arg, obj)]
+    union = _union(tp)
+    if union.classes and isinstance(obj, dict) and not _is_wrapper(obj):
+        return _decode_tagged(union, obj, path)
+    members = [arg for arg in union.members if _accepts(arg, obj)]
     if not members:
         raise _fail(path, f"expected {_describe(tp)}, got {_kind(obj)}")
-    classes = [arg for arg in members if _is_dataclass_type(arg)]
-    if classes and isinstance(obj, dict) and not ({"text"} == set(obj) or {"hex"} == set(obj)):
-        return _decode_tagged(classes, obj, path)
-    members.sort(key=_priority)
     first_error: ProtocolError | None = None
     for member in members:
         try:
@@ -461,18 +489,20 @@ def _decode_union(tp: Any, obj: object, path: str) -> Any:
     raise first_error
 
 
-def _decode_tagged(classes: list[Any], obj: dict[str, Any], path: str) -> Any:
+def _is_wrapper(obj: dict[str, Any]) -> bool:
+    return len(obj) == 1 and ("text" in obj or "hex" in obj)
+
+
+def _decode_tagged(union: _Union, obj: dict[str, Any], path: str) -> Any:
     tag = obj.get("type")
     if tag is None:
-        if len(classes) == 1:
-            return _decode_dataclass(classes[0], obj, path)
-        names = ", ".join(json_type_name(cls) for cls in classes)
-        raise _fail(_join(path, "type"), f"missing; one of {names}")
-    for cls in classes:
-        if json_type_name(cls) == tag:
-            return _decode_dataclass(cls, obj, path)
-    names = ", ".join(json_type_name(cls) for cls in classes)
-    raise _fail(_join(path, "type"), f"{tag!r} is not one of {names}")
+        if len(union.classes) == 1:
+            return _decode_dataclass(union.classes[0], obj, path)
+        raise _fail(_join(path, "type"), f"missing; one of {', '.join(union.by_tag)}")
+    cls = union.by_tag.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        raise _fail(_join(path, "type"), f"{tag!r} is not one of {', '.join(union.by_tag)}")
+    return _decode_dataclass(cls, obj, path)
 
 
 def _decode_any_dataclass(obj: object, path: str) -> Any:
