@@ -1906,9 +1906,9 @@ def _dec_upgrade(p: bytes, base: int, field: str) -> RemoteUpgrade | RemoteUpgra
 
 
 def _enc_upgrade(params: RemoteUpgrade | RemoteUpgradeText, field: str) -> bytes:
-    def text(name: str) -> bytes:
+    def text(name: str, semicolon_ok: bool = False) -> bytes:
         raw = _latin(getattr(params, name), f"{field}.{name}")
-        if b";" in raw:
+        if b";" in raw and not semicolon_ok:
             raise ProtocolError("text fields must not contain ';'", None, f"{field}.{name}")
         return raw
 
@@ -1945,7 +1945,7 @@ def _enc_upgrade(params: RemoteUpgrade | RemoteUpgradeText, field: str) -> bytes
             b";",
             text("firmware_version"),
             b";",
-            text("url"),
+            text("url", semicolon_ok=True),  # the URL runs to the last ';' (binary variant only)
             b";",
             limit,
         ]
