@@ -165,6 +165,8 @@ class CodecOptions:
     * ``check_bcc``: ``decode_frame`` rejects a frame whose BCC does not match.
     * ``parameter_sizes``: value sizes of user-defined parameter ids 0x80-0xFE, as (id, size) pairs;
       without an entry such an id cannot be decoded (the standard gives it no length).
+    * ``sign_includes_marker``: the 2025 signed range also covers the 0xFF marker (default False: time
+      through the last info block, as rtm_con and sunsky sign; see crypto.SIGN_INCLUDES_MARKER).
     """
 
     vehicle_tail: VehicleTail = VehicleTail.PEDALS
@@ -173,6 +175,7 @@ class CodecOptions:
     strict: bool = False
     check_bcc: bool = True
     parameter_sizes: tuple[tuple[int, int], ...] = ()
+    sign_includes_marker: bool = False
 
 
 DEFAULT: Final = CodecOptions()
@@ -2141,7 +2144,7 @@ def _encode_body(
         signed = _realtime_signed(edition, body, options)
         sig = body.signature
         if sig is None and signer is not None and edition is Edition.E2025 and response == wire.FLAG_COMMAND:
-            sig = signer.sign(signed)
+            sig = signer.sign(signed + b"\xff" if options.sign_includes_marker else signed)
         if sig is None:
             return signed
         if edition is Edition.E2016:
@@ -2208,6 +2211,11 @@ def _realtime_signed(edition: Edition, body: RealtimeReport, options: CodecOptio
     return b"".join(parts)
 
 
+def _realtime_range(edition: Edition, body: RealtimeReport, options: CodecOptions) -> bytes:
+    signed = _realtime_signed(edition, body, options)
+    return signed + b"\xff" if options.sign_includes_marker else signed
+
+
 def signed_range(
     edition: Edition, body: RealtimeReport | Activation, *, options: CodecOptions = DEFAULT
 ) -> bytes:
@@ -2215,7 +2223,7 @@ def signed_range(
     block (the 0xFF marker excluded, 2025 Table 8); for activation the time through the VIN."""
     if isinstance(body, Activation):
         return _activation_signed(body, options.strict)
-    return _realtime_signed(Edition(edition), body, options)
+    return _realtime_range(Edition(edition), body, options)
 
 
 # =========================================================================== frames

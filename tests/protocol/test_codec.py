@@ -575,3 +575,16 @@ def test_real_crypto_round_trip() -> None:
 def test_default_options_object() -> None:
     assert CodecOptions() == DEFAULT
     assert DEFAULT.max_cells_per_record == 200 and DEFAULT.vehicle_tail is VehicleTail.PEDALS
+
+
+def test_signed_range_may_include_the_marker() -> None:
+    frame = realtime_frame(E25, vehicle_2025())
+    body = frame.body
+    assert isinstance(body, RealtimeReport)
+    options = CodecOptions(sign_includes_marker=True)
+    signer = FakeSigner()
+    raw = encode_frame(frame, signer=signer, options=options)
+    assert signer.signed == [signed_range(E25, body) + b"\xff"] == [signed_range(E25, body, options=options)]
+    assert decode_frame(raw, options=options).body == dataclasses.replace(
+        body, signature=Signature(SignatureType.SM2, b"R" * 32, b"S" * 32)
+    )
