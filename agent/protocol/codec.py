@@ -194,6 +194,13 @@ def _need(data: bytes, off: int, size: int, end: int, base: int, field: str) -> 
 
 
 def _decode_time(data: bytes, off: int, base: int, field: str) -> datetime:
+    if off + 6 <= len(data) and data[off] <= 99:
+        # fast path: datetime validates month/day/hour/minute/second itself; wire.decode_time words the error
+        try:
+            y, mo, d, h, mi, s = data[off : off + 6]
+            return datetime(2000 + y, mo, d, h, mi, s, tzinfo=UTC) - _H8
+        except ValueError:
+            pass
     try:
         y, mo, d, h, mi, s = wire.decode_time(data, off, field)
     except ProtocolError as exc:
@@ -784,6 +791,8 @@ def _enc_count(items: object, width: str, field: str, limit: int | None = None) 
         elif n < 0xFFFE:
             return _U16.pack(n), items
     if isinstance(items, Special):
+        if limit == 255:  # this count has no sentinel: a full byte of entries
+            raise ProtocolError("this count field has no abnormal/invalid value; give a tuple", None, field)
         return (_U8 if width == "B" else _U16).pack(_ABN_RAW[width] + (items is _INV)), ()
     if not isinstance(items, (tuple, list)):
         raise ProtocolError(f"expected a tuple, got {type(items).__name__}", None, field)
@@ -2071,8 +2080,10 @@ def decode_body(
 ) -> DataUnit:
     """Decode one plaintext data unit. Responses (flag ≠ 0xFE) may be empty (L = 0), time-only (L = 6)
     or echo the request's body; a parameter-query response carries time + items."""
-    edition = Edition(edition)
-    data = bytes(data)
+    if edition.__class__ is not Edition:
+        edition = Edition(edition)
+    if data.__class__ is not bytes:
+        data = bytes(data)
     try:
         if response != wire.FLAG_COMMAND:
             n = len(data)
@@ -2228,6 +2239,7 @@ def signed_range(
 
 # =========================================================================== frames
 
+_EDITIONS: Final = {2016: Edition.E2016, 2025: Edition.E2025}
 _COMMANDS: Final = {
     Edition.E2016: {int(c): c for c in Command if c not in (0x09, 0x0A, 0x0B)},
     Edition.E2025: {int(c): c for c in Command},
@@ -2245,7 +2257,11 @@ def decode_raw(raw: wire.RawFrame, *, cipher: Cipher | None = None, options: Cod
     without a cipher, or for the abnormal/invalid/reserved encryption bytes, the body is ``Opaque``.
     Offsets in errors from a decrypted unit refer to the plaintext (+ 24).
     """
-    edition = Edition(raw.edition)
+    edition = _EDITIONS.get(raw.edition)
+    if edition is None:
+        raise ProtocolError(f"unknown edition {raw.edition!r}", 0, "start")
+    if options.check_bcc and not raw.bcc_ok:
+        raise ProtocolError("BCC does not match", len(raw.raw) - 1, "bcc")
     enc = raw.encryption
     data = raw.data
     body: DataUnit

@@ -588,3 +588,23 @@ def test_signed_range_may_include_the_marker() -> None:
     assert decode_frame(raw, options=options).body == dataclasses.replace(
         body, signature=Signature(SignatureType.SM2, b"R" * 32, b"S" * 32)
     )
+
+
+def test_decode_raw_checks_the_bcc_of_framer_output() -> None:
+    good = encode_frame(Frame(E16, Command.HEARTBEAT, ResponseFlag.COMMAND, VIN, Encryption.NONE, Empty()))
+    bad = good[:-1] + bytes([good[-1] ^ 0xFF])
+    (raw,) = wire.Framer().feed(bad)
+    assert not raw.bcc_ok
+    with pytest.raises(ProtocolError) as exc:
+        decode_raw(raw)
+    assert exc.value.field == "bcc" and exc.value.offset == len(bad) - 1
+    assert decode_raw(raw, options=CodecOptions(check_bcc=False)).body == Empty()
+
+
+def test_counts_without_sentinels_reject_special() -> None:
+    from agent.protocol.model import DriveMotors, FuelCellStacks
+
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E16, [DriveMotors(Special.INVALID)])
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E25, [FuelCellStacks(Special.INVALID)])
