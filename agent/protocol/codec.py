@@ -184,10 +184,6 @@ DEFAULT: Final = CodecOptions()
 # =========================================================================== small helpers
 
 
-def _err(reason: str, offset: int | None, field: str) -> ProtocolError:
-    return ProtocolError(reason, offset, field)
-
-
 def _need(data: bytes, off: int, size: int, end: int, base: int, field: str) -> None:
     if off + size > end:
         raise ProtocolError(f"truncated: needs {size} bytes, {max(0, end - off)} left", base + off, field)
@@ -269,17 +265,12 @@ def _enum_map(
     return out
 
 
-def _as_enum(value: int, mapping: dict[int, Any]) -> Any:
-    return mapping.get(value, value)
-
-
 _ABN_RAW: Final = {"B": 0xFE, "H": 0xFFFE, "I": 0xFFFFFFFE}
 _MAX_RAW: Final = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF}
 _SPECIAL_OF: Final = {w: {_ABN_RAW[w]: _ABN, _ABN_RAW[w] + 1: _INV} for w in ("B", "H", "I")}
 
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
 
 _ARRAYS: dict[str, dict[int, struct.Struct]] = {"H": {}, "I": {}}
 _ARR_H: Final = _ARRAYS["H"]
@@ -659,8 +650,6 @@ _FUEL_CELL_TAIL = [
 _FUEL_CELL_2016 = _Record(
     FuelCell, "fuel_cell", [*_FUEL_CELL_HEAD, *_FUEL_CELL_TAIL], extras=("probe_temperatures",)
 )
-_FUEL_CELL_HEAD_ST = struct.Struct(">" + "".join(f.fmt for f in _FUEL_CELL_HEAD))
-_FUEL_CELL_TAIL_ST = struct.Struct(">" + "".join(f.fmt for f in _FUEL_CELL_TAIL))
 
 #: 2025 0x03 fuel-cell engine + hydrogen system, 2025 Table 17: 12 bytes
 _FUEL_CELL_2025 = _Record(
@@ -938,7 +927,6 @@ def _enc_fuel_cell_2016(block: FuelCell, opts: CodecOptions, field: str) -> byte
     return packed[:6] + head + temps + packed[6:]
 
 
-_LONLAT = struct.Struct(">II")
 _LOCATION_2016 = struct.Struct(">BII")
 _LOCATION_2025 = struct.Struct(">BBII")
 _COORDINATE_MAP: Final = _enum_map(CoordinateSystem, "B", True)
