@@ -116,6 +116,7 @@ __all__ = [
     "encode_body",
     "encode_frame",
     "encode_info_blocks",
+    "info_type_ids",
     "make_response",
     "signed_range",
     "split_cell_records",
@@ -1395,6 +1396,11 @@ def _register() -> None:
 
 
 _register()
+
+
+def info_type_ids(edition: Edition | int) -> dict[type, int]:
+    """Info-block class -> wire info type id for ``edition`` (``CustomBlock`` carries its own)."""
+    return {cls: entry[0] for cls, entry in _ENCODERS[Edition(edition)].items()}
 
 
 def _unknown_type(edition: Edition, t: int) -> str:

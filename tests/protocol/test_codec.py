@@ -608,3 +608,12 @@ def test_counts_without_sentinels_reject_special() -> None:
         encode_info_blocks(E16, [DriveMotors(Special.INVALID)])
     with pytest.raises(ProtocolError):
         encode_info_blocks(E25, [FuelCellStacks(Special.INVALID)])
+
+
+def test_info_type_ids_per_edition() -> None:
+    from agent.protocol.codec import info_type_ids
+    from agent.protocol.model import Alarm, Temperatures
+
+    assert info_type_ids(E16)[Alarm] == 0x07 and info_type_ids(E25)[Alarm2025] == 0x06
+    assert info_type_ids(E16)[Temperatures] == 0x09 and info_type_ids(E25)[Temperatures] == 0x08
+    assert info_type_ids(E25)[SupercapacitorExtremes] == 0x32
