@@ -137,7 +137,7 @@ _PACK_CODE_SIZE: Final = 24
 class VehicleTail(Enum):
     """How to read bytes 18-19 of the 2016 0x01 block (spec §5.2)."""
 
-    PEDALS = "pedals"  # Annex B Table B.6: accelerator + brake pedal (T-Box protocol; default)
+    PEDALS = "pedals"  # Annex B: accelerator + brake pedal (T-Box protocol; default)
     RESERVED = "reserved"  # Body Table 9: one reserved WORD (platform-to-platform exchange)
 
 
@@ -587,7 +587,7 @@ def _vehicle_head(edition: Edition) -> list[_Field]:
     ]
 
 
-#: 2016 0x01, Annex B Table B.6 (spec §5.2): 18 bytes + accelerator + brake
+#: 2016 0x01, Annex B (spec §5.2): 18 bytes + accelerator + brake
 _VEHICLE_2016 = _Record(
     VehicleData,
     "vehicle",
@@ -604,7 +604,7 @@ _VEHICLE_2016_RESERVED = _Record(
 #: 2025 0x01, 2025 Table 10: 18 bytes
 _VEHICLE_2025 = _Record(VehicleData2025, "vehicle", _vehicle_head(Edition.E2025))
 
-#: 2016 motor, Table B.7 (spec §5.3): 12 bytes
+#: 2016 motor (spec §5.3): 12 bytes
 _MOTOR_2016 = _Record(
     DriveMotor,
     "motor",
@@ -633,7 +633,7 @@ _MOTOR_2025 = _Record(
     ],
 )
 
-#: 2016 0x03 fuel cell, Table B.8 (spec §5.4): 8-byte head, N probe bytes, 10-byte tail
+#: 2016 0x03 fuel cell (spec §5.4): 8-byte head, N probe bytes, 10-byte tail
 _FUEL_CELL_HEAD = [
     _lin("voltage", "H", 10, hi=20000),
     _lin("current", "H", 10, hi=20000),
@@ -700,14 +700,14 @@ def _extremes_fields(code_fmt: str, hi_no: int, hi_code: int, hi_mv: int) -> lis
     return fields
 
 
-#: 2016 0x06 extremes, Table B.11 (spec §5.7): 14 bytes
+#: 2016 0x06 extremes (spec §5.7): 14 bytes
 _EXTREMES_2016 = _Record(Extremes, "extremes", _extremes_fields("B", 250, 250, 15000))
 #: 2025 0x32 super-capacitor extremes, 2025 Table 26: 18 bytes (WORD cell/probe codes)
 _SUPERCAP_EXTREMES = _Record(
     SupercapacitorExtremes, "supercapacitor_extremes", _extremes_fields("H", 253, 65531, 60000)
 )
 
-#: 2016 0x08 record head, Table B.13 (spec §5.9): 9 bytes, then the in-frame count BYTE
+#: 2016 0x08 record head, Annex B Tables B.5-B.6 (spec §5.9): 9 bytes, then the in-frame count BYTE
 _SUBSYSTEM_VOLTAGES = _Record(
     SubsystemVoltages,
     "subsystem",

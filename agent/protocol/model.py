@@ -247,7 +247,7 @@ class Frame:
 
 
 class VehicleState(IntEnum):
-    """Vehicle state (Table B.6 / spec §5.2 byte 0; 2025 Table 10)."""
+    """Vehicle state (GB/T 32960.3-2016 whole-vehicle data / spec §5.2 byte 0; 2025 Table 10)."""
 
     STARTED = 0x01
     STOPPED = 0x02
@@ -255,7 +255,7 @@ class VehicleState(IntEnum):
 
 
 class ChargingState(IntEnum):
-    """Charging state (Table B.6 / spec §5.2 byte 1)."""
+    """Charging state (2016 whole-vehicle data / spec §5.2 byte 1; 2025 Table 10)."""
 
     PARKED_CHARGING = 0x01
     DRIVING_CHARGING = 0x02
@@ -264,7 +264,7 @@ class ChargingState(IntEnum):
 
 
 class RunningMode(IntEnum):
-    """Running mode (Table B.6 / spec §5.2 byte 2)."""
+    """Running mode (2016 whole-vehicle data / spec §5.2 byte 2; 2025 Table 10)."""
 
     ELECTRIC = 0x01
     HYBRID = 0x02
@@ -272,7 +272,7 @@ class RunningMode(IntEnum):
 
 
 class DcDcState(IntEnum):
-    """DC-DC state (Table B.6 byte 14) and fuel-cell high-voltage DC/DC state (§5.4, 2025 Table 17)."""
+    """DC-DC state (spec §5.2 byte 14) and fuel-cell high-voltage DC/DC state (§5.4, 2025 Table 17)."""
 
     WORKING = 0x01
     DISCONNECTED = 0x02
@@ -300,7 +300,7 @@ class GearPosition(IntEnum):
 
 
 class MotorState(IntEnum):
-    """Drive-motor state (Table B.7 / spec §5.3; 2025 Table 16)."""
+    """Drive-motor state (2016 drive-motor data / spec §5.3; 2025 Table 16)."""
 
     CONSUMING = 0x01
     GENERATING = 0x02
@@ -334,7 +334,7 @@ class CoordinateSystem(IntEnum):
 class AlarmLevel(IntEnum):
     """Highest alarm level (spec §5.8; 2025 Table 23 adds level 4 = thermal event, GB 38031).
 
-    Also the terminal-control warning level (Table B.17; 2025 Table B.13 adds level 4).
+    Also the terminal-control warning level (spec §8; 2025 Table B.13 adds level 4).
     """
 
     NONE = 0
@@ -404,7 +404,7 @@ class ParameterId(IntEnum):
 
 
 class ControlId(IntEnum):
-    """Terminal control command ids (Table B.15 / spec §8; 2025 Table B.11). 0x80-0xFE user-defined."""
+    """Terminal control command ids (2016 Annex B Tables B.14-B.17 / spec §8). 0x80-0xFE user-defined."""
 
     REMOTE_UPGRADE = 0x01
     SHUTDOWN = 0x02
@@ -439,7 +439,8 @@ class Gear:
 
 @dataclass(frozen=True)
 class VehicleData:
-    """2016 info type 0x01, whole-vehicle data, 20 bytes (Annex B Table B.6 / spec §5.2).
+    """2016 info type 0x01, whole-vehicle data, 20 bytes (GB/T 32960.3-2016 Annex B: Body Table 9 + pedals;
+    spec §5.2).
 
     Bytes 18-19 are accelerator + brake pedal (Annex B, default). With
     ``CodecOptions.vehicle_tail = VehicleTail.RESERVED`` (Body Table 9) they decode into ``reserved``
@@ -485,7 +486,7 @@ class VehicleData2025:
 
 @dataclass(frozen=True)
 class DriveMotor:
-    """One 2016 drive motor, 12 bytes (Table B.7 / spec §5.3).
+    """One 2016 drive motor, 12 bytes (GB/T 32960.3-2016 drive-motor data / spec §5.3).
 
     °C (offset 40), r/min (offset 20000), N·m (0.1, offset 2000 N·m), V, A (offset 1000 A).
     """
@@ -529,7 +530,7 @@ class DriveMotors2025:
 
 @dataclass(frozen=True)
 class FuelCell:
-    """2016 info type 0x03, fuel-cell data, 18 + N bytes (Table B.8 / spec §5.4).
+    """2016 info type 0x03, fuel-cell data, 18 + N bytes (GB/T 32960.3-2016 fuel-cell data / spec §5.4).
 
     V, A, kg/100 km (0.01), probe temperatures °C (offset 40, no sentinel), hydrogen-system max temperature
     °C (0.1, offset 40), concentration mg/kg, pressure MPa (0.1, no sentinel).
@@ -585,7 +586,7 @@ class Engine2025:
 
 @dataclass(frozen=True)
 class Location:
-    """2016 info type 0x05, vehicle location, 9 bytes (Table B.10 / spec §5.6).
+    """2016 info type 0x05, vehicle location, 9 bytes (GB/T 32960.3-2016 location data / spec §5.6).
 
     Degrees, signed: the wire carries magnitudes ×10⁶ and the hemisphere in ``status`` (SOUTH/WEST);
     the codec derives the sign from the status on decode and sets SOUTH/WEST for negative values on
@@ -609,7 +610,10 @@ class Location2025:
 
 @dataclass(frozen=True)
 class Extremes:
-    """2016 info type 0x06, extreme values, 14 bytes (Table B.11 / spec §5.7): V (0.001), °C (offset 40)."""
+    """2016 info type 0x06, extreme values, 14 bytes (GB/T 32960.3-2016 extreme-value data / spec §5.7).
+
+    V (0.001), °C (offset 40).
+    """
 
     max_voltage_subsystem: int | Special
     max_voltage_cell: int | Special
@@ -627,7 +631,7 @@ class Extremes:
 
 @dataclass(frozen=True)
 class Alarm:
-    """2016 info type 0x07, alarm data (Table B.12 / spec §5.8): level, flags, four fault-code lists.
+    """2016 info type 0x07, alarm data (GB/T 32960.3-2016 / spec §5.8): level, flags, four fault-code lists.
 
     A list is ``Special`` when its count byte is 0xFE/0xFF (no codes follow).
     """
@@ -663,7 +667,7 @@ class Alarm2025:
 
 @dataclass(frozen=True)
 class SubsystemVoltages:
-    """One 2016 0x08 record (Table B.13 / spec §5.9): V, A (offset 1000 A), cells V (0.001).
+    """One 2016 0x08 record (Annex B Tables B.5-B.6 / spec §5.9): V, A (offset 1000 A), cells V (0.001).
 
     ``start_index`` is 1-based; a record carries at most 200 cells (the encoder splits longer ones,
     see ``CodecOptions.max_cells_per_record``).
@@ -711,8 +715,8 @@ class SubsystemTemperatures:
 
 @dataclass(frozen=True)
 class Temperatures:
-    """Probe temperatures: 2016 info type 0x09 (Table B.14 / spec §5.9) and 2025 0x08 (2025 Tables 13-14),
-    same layout in both editions."""
+    """Probe temperatures: 2016 info type 0x09 (Annex B Tables B.7-B.8 / spec §5.9) and 2025 0x08
+    (2025 Tables 13-14), same layout in both editions."""
 
     subsystems: tuple[SubsystemTemperatures, ...] | Special
 
@@ -813,7 +817,7 @@ class Parameter:
 
 @dataclass(frozen=True)
 class ParameterQuery:
-    """Parameter query command 0x80 (Table B.9 / spec §7): time + parameter ids."""
+    """Parameter query command 0x80 (Annex B Tables B.9-B.11 / spec §7): time + parameter ids."""
 
     time: datetime
     ids: tuple[ParameterId | int, ...]
@@ -821,7 +825,7 @@ class ParameterQuery:
 
 @dataclass(frozen=True)
 class ParameterQueryReply:
-    """Parameter query reply (0x80 response, Table B.10 / spec §7): time + parameter items."""
+    """Parameter query reply (0x80 response, Annex B Tables B.9-B.13 / spec §7): time + parameter items."""
 
     time: datetime
     items: tuple[Parameter, ...]
@@ -829,7 +833,7 @@ class ParameterQueryReply:
 
 @dataclass(frozen=True)
 class ParameterSet:
-    """Parameter set command 0x81 (Table B.11 / spec §7): time + parameter items."""
+    """Parameter set command 0x81 (Annex B Tables B.9-B.13 / spec §7): time + parameter items."""
 
     time: datetime
     items: tuple[Parameter, ...]
@@ -877,7 +881,7 @@ class RemoteUpgradeText:
 
 @dataclass(frozen=True)
 class WarningParams:
-    """Terminal warning parameters (control 0x06, Table B.17): level (2025 adds level 4) + info bytes."""
+    """Terminal warning parameters (control 0x06, spec §8; 2025 Table B.13): level + info bytes."""
 
     level: AlarmLevel | int | Special
     info: bytes = b""
