@@ -188,3 +188,25 @@ def test_fuzz_truncated_prefixes_of_every_vector() -> None:
             )
             _expect_protocol_error_only(decode_frame, frame)
         assert struct.unpack(">H", raw[22:24])[0] == len(unit)
+
+
+SIGNED_2025 = S.realtime(Edition.E2025).filter(lambda r: r.signature is not None)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(SIGNED_2025)
+def test_signed_range_is_the_wire_bytes_before_the_marker(report: Any) -> None:
+    from agent.protocol.codec import signed_range
+    from agent.protocol.model import Command, Encryption, ResponseFlag
+
+    if any(isinstance(b, VehicleData) for b in report.blocks):
+        return
+    frame = Frame(
+        Edition.E2025, Command.REISSUE, ResponseFlag.COMMAND, "LSIGN000000000001", Encryption.NONE, report
+    )
+    raw = encode_frame(frame)
+    signed = signed_range(Edition.E2025, report)
+    assert raw[24 : 24 + len(signed)] == signed
+    assert raw[24 + len(signed)] == 0xFF
+    decoded = decode_frame(raw).body
+    assert signed_range(Edition.E2025, decoded) == signed  # type: ignore[arg-type]
