@@ -462,3 +462,32 @@ def test_jtne_data_units(hexdata: str, command: int, response: int, expected: ob
     body = decode_body(Edition.E2016, command, response, data)
     assert body == _normalise(expected)
     assert encode_body(Edition.E2016, command, response, body) == data
+
+
+STRICT_OK = [n for n in WHOLE_FRAMES if n not in ("R2", "R3", "R8", "E3")]
+
+
+@pytest.mark.parametrize("name", STRICT_OK)
+def test_in_range_vectors_pass_the_strict_encoder(name: str) -> None:
+    from agent.protocol.codec import CodecOptions
+
+    raw = bytes.fromhex(FRAMES[name])
+    assert encode_frame(decode_frame(raw), options=CodecOptions(strict=True)) == raw
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("R2", "realtime.vehicle.insulation_resistance"),  # 65535 kΩ > 60000
+        ("R3", "realtime.motors.motors[1].controller_voltage"),  # raw 0xFEFE > 60000
+        ("R8", "realtime.cell_voltages.start_index"),  # 0xFFFF > 65531
+        ("E3", "realtime.motors.motors[0].controller_current"),  # raw 31203 > 20000
+    ],
+)
+def test_out_of_range_vectors_fail_the_strict_encoder(name: str, field: str) -> None:
+    from agent.protocol.codec import CodecOptions
+    from agent.protocol.errors import ProtocolError
+
+    with pytest.raises(ProtocolError) as exc:
+        encode_frame(frame(name), options=CodecOptions(strict=True))
+    assert exc.value.field == field
