@@ -1400,7 +1400,7 @@ _register()
 
 def info_type_ids(edition: Edition | int) -> dict[type, int]:
     """Info-block class -> wire info type id for ``edition`` (``CustomBlock`` carries its own)."""
-    return {cls: entry[0] for cls, entry in _ENCODERS[Edition(edition)].items()}
+    return {cls: entry[0] for cls, entry in _ENCODERS[_edition(edition)].items()}
 
 
 def _unknown_type(edition: Edition, t: int) -> str:
@@ -1468,7 +1468,7 @@ def decode_info_blocks(
     """Info blocks (and a 2025 signature) from ``data[offset:]`` — a realtime data unit after its time,
     or, for frames built without the time (JTNE's J3), from offset 0."""
     try:
-        return _decode_blocks(Edition(edition), bytes(data), offset, len(data), base_offset, options)
+        return _decode_blocks(_edition(edition), bytes(data), offset, len(data), base_offset, options)
     except (struct.error, IndexError, ValueError) as exc:
         raise ProtocolError(f"malformed info blocks: {exc}", None, "realtime") from None
 
@@ -1477,7 +1477,7 @@ def encode_info_blocks(
     edition: Edition, blocks: Iterable[InfoBlock], *, options: CodecOptions = DEFAULT
 ) -> bytes:
     """Bytes of ``blocks`` (type byte + body each), without time and signature."""
-    return b"".join(_encode_blocks(Edition(edition), blocks, options))
+    return b"".join(_encode_blocks(_edition(edition), blocks, options))
 
 
 # =========================================================================== signature (2025 Table 8)
@@ -2063,6 +2063,13 @@ def _dec_command_body(edition: Edition, command: int, data: bytes, base: int, op
     return Opaque(bytes(data))
 
 
+def _edition(value: object) -> Edition:
+    found: Edition | None = _EDITIONS.get(value) if isinstance(value, int) else None
+    if found is None:
+        raise ProtocolError(f"unknown edition {value!r}", None, "edition")
+    return found
+
+
 def decode_body(
     edition: Edition,
     command: int,
@@ -2075,7 +2082,7 @@ def decode_body(
     """Decode one plaintext data unit. Responses (flag ≠ 0xFE) may be empty (L = 0), time-only (L = 6)
     or echo the request's body; a parameter-query response carries time + items."""
     if edition.__class__ is not Edition:
-        edition = Edition(edition)
+        edition = _edition(edition)
     if data.__class__ is not bytes:
         data = bytes(data)
     try:
@@ -2207,7 +2214,7 @@ def encode_body(
     edition: Edition, command: int, response: int, body: DataUnit, *, options: CodecOptions = DEFAULT
 ) -> bytes:
     """The plaintext data unit of ``body`` (no signing, no encryption)."""
-    return _encode_body(Edition(edition), int(command), int(response), body, options, None)
+    return _encode_body(_edition(edition), int(command), int(response), body, options, None)
 
 
 def _realtime_signed(edition: Edition, body: RealtimeReport, options: CodecOptions) -> bytes:
@@ -2228,7 +2235,7 @@ def signed_range(
     block (the 0xFF marker excluded, 2025 Table 8); for activation the time through the VIN."""
     if isinstance(body, Activation):
         return _activation_signed(body, options.strict)
-    return _realtime_range(Edition(edition), body, options)
+    return _realtime_range(_edition(edition), body, options)
 
 
 # =========================================================================== frames
