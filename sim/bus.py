@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
@@ -220,15 +220,23 @@ class CanBusSink:
 class Pacer:
     """Real-time pacing: ``wait(t)`` returns when wall time reaches the start + simulated ``t``."""
 
-    def __init__(self, t0: float = 0.0) -> None:
-        self._start = time.monotonic()
+    def __init__(
+        self,
+        t0: float = 0.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._start = clock()
         self._t0 = t0
         self.max_lag = 0.0
 
     def wait(self, t: float) -> None:
-        delay = self._start + (t - self._t0) - time.monotonic()
+        delay = self._start + (t - self._t0) - self._clock()
         if delay > 0:
-            time.sleep(delay)
+            self._sleep(delay)
         else:
             self.max_lag = max(self.max_lag, -delay)
 
