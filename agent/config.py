@@ -1,0 +1,548 @@
+"""The agent's configuration: one TOML file → validated, frozen ``Settings``.
+
+Every option, its type and default is documented in ``docs/configuration.md``. Errors are
+``ConfigError(reason, file=..., key=...)`` naming the file and the dotted key: unknown keys are errors,
+wrong types say what was expected, TOML syntax errors give the line and column. Relative paths resolve
+against the directory of the config file.
+
+``[alarms]`` is not hard-coded: its keys are the fields of ``agent.report.alarms.AlarmConfig`` (nested
+dataclasses become sub-tables), validated from the dataclass's type hints, so a new threshold needs no
+config code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from agent.errors import ConfigError
+from agent.protocol.model import CoordinateSystem, Edition
+
+VIN_RE: Final = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
+ICCID_RE: Final = re.compile(r"[0-9A-Z]{20}")
+#: python-can interfaces a config may name (others are refused with the list)
+KNOWN_INTERFACES: Final = frozenset(
+    {
+        "socketcan", "virtual", "slcan", "socketcand", "serial", "pcan", "kvaser", "vector", "ixxat",
+        "gs_usb", "cantact", "canalystii", "usb2can", "nican", "neovi", "seeedstudio", "robotell",
+        "systec", "etas", "udp_multicast", "nixnet", "iscan",
+    }
+)
+GNSS_NONE: Final = "none"
+
+
+# ------------------------------------------------------------------------------------ settings
+
+
+@dataclass(frozen=True)
+class VehicleSettings:
+    """``[vehicle]``: identity and protocol edition."""
+
+    vin: str
+    edition: Edition = Edition.E2016
+    iccid: str | None = None
+    pack_codes: tuple[str, ...] = ()
+    packs_per_bms: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class CanSettings:
+    """``[can]``: the python-can bus (passed to ``agent.canbus.source.CanSource``) and the mapping."""
+
+    mapping: Path
+    interface: str = "socketcan"
+    channel: str = "can0"
+    bitrate: int = 500_000
+    fd: bool = False
+    data_bitrate: int | None = None
+    dbc: Path | None = None
+    reopen_min_s: float = 1.0
+    reopen_max_s: float = 30.0
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def source_config(self) -> dict[str, Any]:
+        """The bus settings as the plain dict ``CanSource`` takes (python-can kwargs + reopen policy)."""
+        cfg: dict[str, Any] = {
+            "interface": self.interface,
+            "channel": self.channel,
+            "bitrate": self.bitrate,
+            "fd": self.fd,
+            "reopen_min_s": self.reopen_min_s,
+            "reopen_max_s": self.reopen_max_s,
+        }
+        if self.data_bitrate is not None:
+            cfg["data_bitrate"] = self.data_bitrate
+        cfg.update(self.options)
+        return cfg
+
+
+@dataclass(frozen=True)
+class GnssSettings:
+    """``[gnss]``: where NMEA comes from (``none``, a file, or ``serial:DEV[:BAUD]``)."""
+
+    source: str = GNSS_NONE
+    coordinate_system: CoordinateSystem = CoordinateSystem.WGS84
+    max_age_s: float = 5.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.source != GNSS_NONE
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """``[report]``: cadence (seconds)."""
+
+    normal_period_s: int = 10
+    alarm_period_s: int = 1
+    sampling_period_s: float = 1.0
+    alarm_window_s: int = 30
+
+
+@dataclass(frozen=True)
+class UplinkSettings:
+    """``[uplink]``: accepted and validated now, used by the uplink (next issue)."""
+
+    transport: str = "tcp"
+    host: str | None = None
+    port: int | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    heartbeat_s: int = 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole agent configuration (one file)."""
+
+    file: Path
+    vehicle: VehicleSettings
+    can: CanSettings
+    gnss: GnssSettings = field(default_factory=GnssSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+    #: ``[alarms]`` overrides, validated against ``AlarmConfig`` (nested tables as nested mappings)
+    alarms: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    uplink: UplinkSettings = field(default_factory=UplinkSettings)
+
+    def with_edition(self, edition: Edition | int) -> Settings:
+        """A copy with another protocol edition (``tbox replay --edition``)."""
+        try:
+            ed = Edition(int(edition))
+        except ValueError:
+            raise ConfigError(
+                f"edition must be 2016 or 2025, not {edition!r}", key="vehicle.edition"
+            ) from None
+        _check_pack_codes(self.vehicle.pack_codes, ed, str(self.file))
+        return dataclasses.replace(self, vehicle=dataclasses.replace(self.vehicle, edition=ed))
+
+    def alarm_config(self) -> Any:
+        """``AlarmConfig()`` with the ``[alarms]`` overrides applied."""
+        cls = _alarm_config_class(str(self.file))
+        if cls is None:
+            return None
+        return _apply_overrides(cls(), self.alarms)
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
+class _Table:
+    """One TOML table being read: typed getters that name file and dotted key, unknown-key check."""
+
+    def __init__(self, data: Mapping[str, Any], file: str, prefix: str) -> None:
+        self.data = data
+        self.file = file
+        self.prefix = prefix
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, reason: str) -> ConfigError:
+        return ConfigError(reason, file=self.file, key=self.key(name))
+
+    def get(self, name: str, expected: str, check: Any, default: Any) -> Any:
+        self.used.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        if not check(value):
+            raise self.error(name, f"expected {expected}, got {_describe(value)}")
+        return value
+
+    def text(self, name: str, default: Any = None) -> Any:
+        return self.get(name, "a string", lambda v: isinstance(v, str), default)
+
+    def flag(self, name: str, default: Any = None) -> Any:
+        return self.get(name, "true or false", lambda v: isinstance(v, bool), default)
+
+    def integer(self, name: str, default: Any = None, lo: int | None = None, hi: int | None = None) -> Any:
+        value = self.get(
+            name, "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool), default
+        )
+        self._range(name, value, lo, hi)
+        return value
+
+    def number(
+        self, name: str, default: Any = None, lo: float | None = None, hi: float | None = None
+    ) -> Any:
+        value = self.get(
+            name, "a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool), default
+        )
+        value = float(value) if value is not None else None
+        self._range(name, value, lo, hi)
+        return value
+
+    def table(self, name: str) -> _Table:
+        value = self.get(name, "a table", lambda v: isinstance(v, dict), {})
+        return _Table(value, self.file, self.key(name))
+
+    def array(self, name: str, item: type, expected: str) -> Any:
+        def ok(v: Any) -> bool:
+            return isinstance(v, list) and all(isinstance(x, item) and not isinstance(x, bool) for x in v)
+
+        return tuple(self.get(name, expected, ok, []))
+
+    def _range(self, name: str, value: Any, lo: Any, hi: Any) -> None:
+        if value is None:
+            return
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.error(name, f"must be in [{lo}, {hi}], not {value}")
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            known = ", ".join(sorted(self.used)) or "none"
+            raise self.error(unknown[0], f"unknown key (known here: {known})")
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
+    return f"{kind.get(type(value), type(value).__name__)} {value!r}"
+
+
+def _path(base: Path, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    return Path(os.path.normpath(p if p.is_absolute() else base / p))
+
+
+def load_config(path: str | Path) -> Settings:
+    """Read and validate the agent config at ``path``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no such file", file=str(file)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=str(file)) from None
+    return parse_config(text, file)
+
+
+def parse_config(text: str, file: str | Path = "<config>", base_dir: Path | None = None) -> Settings:
+    """Validate TOML ``text``; ``file`` names it in errors, relative paths resolve against ``base_dir``
+    (default: the file's directory)."""
+    name = str(file)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"TOML syntax error: {exc}", file=name) from None
+    base = base_dir if base_dir is not None else Path(file).resolve().parent
+    root = _Table(data, name, "")
+    vehicle = _vehicle(root.table("vehicle"), name)
+    can = _can(root.table("can"), base)
+    gnss = _gnss(root.table("gnss"), base)
+    report = _report(root.table("report"))
+    alarms_table = root.get("alarms", "a table", lambda v: isinstance(v, dict), {})
+    alarms = _alarms(alarms_table, name)
+    uplink = _uplink(root.table("uplink"), base)
+    root.finish()
+    return Settings(
+        file=Path(file), vehicle=vehicle, can=can, gnss=gnss, report=report, alarms=alarms, uplink=uplink
+    )
+
+
+def _vehicle(t: _Table, name: str) -> VehicleSettings:
+    if "vin" not in t.data:
+        raise t.error("vin", "required (the 17-character VIN)")
+    vin = t.text("vin")
+    if not VIN_RE.fullmatch(vin):
+        raise t.error("vin", f"a VIN is 17 characters A-Z/0-9 without I, O, Q; got {vin!r}")
+    edition_raw = t.integer("edition", 2016)
+    if edition_raw not in (2016, 2025):
+        raise t.error("edition", f"must be 2016 or 2025, not {edition_raw}")
+    edition = Edition(edition_raw)
+    iccid = t.text("iccid")
+    if iccid is not None and not ICCID_RE.fullmatch(iccid):
+        raise t.error("iccid", "an ICCID is 20 characters (digits, upper-case letters)")
+    codes = t.array("pack_codes", str, "an array of strings")
+    _check_pack_codes(codes, edition, name)
+    per_bms = t.array("packs_per_bms", int, "an array of integers")
+    if any(not 0 < n < 256 for n in per_bms):
+        raise t.error("packs_per_bms", "each entry must be in [1, 255]")
+    if per_bms and codes and sum(per_bms) != len(codes):
+        raise t.error("packs_per_bms", f"sums to {sum(per_bms)} but there are {len(codes)} pack_codes")
+    t.finish()
+    return VehicleSettings(vin=vin, edition=edition, iccid=iccid, pack_codes=codes, packs_per_bms=per_bms)
+
+
+def _check_pack_codes(codes: tuple[str, ...], edition: Edition, file: str) -> None:
+    key = "vehicle.pack_codes"
+    if any(not c.isascii() for c in codes):
+        raise ConfigError("pack codes are ASCII", file=file, key=key)
+    if edition is Edition.E2025 and any(len(c) != 24 for c in codes):
+        raise ConfigError("2025 pack codes are 24 characters each", file=file, key=key)
+    if len({len(c) for c in codes}) > 1:
+        raise ConfigError("2016 subsystem codes must all have the same length", file=file, key=key)
+    if codes and len(codes[0]) > 255:
+        raise ConfigError("codes are at most 255 characters", file=file, key=key)
+
+
+def _can(t: _Table, base: Path) -> CanSettings:
+    mapping = t.text("mapping")
+    if mapping is None:
+        raise t.error("mapping", "required (path of the signal mapping TOML, e.g. dbc/tbox_ev.toml)")
+    interface = t.text("interface", "socketcan")
+    if interface not in KNOWN_INTERFACES:
+        raise t.error("interface", f"unknown python-can interface {interface!r}; known: "
+                      + ", ".join(sorted(KNOWN_INTERFACES)))
+    channel = t.text("channel", "can0")
+    bitrate = t.integer("bitrate", 500_000, 10_000, 1_000_000)
+    fd = t.flag("fd", False)
+    data_bitrate = t.integer("data_bitrate", None, 10_000, 12_000_000)
+    if data_bitrate is not None and not fd:
+        raise t.error("data_bitrate", "only with fd = true")
+    dbc = _path(base, t.text("dbc"))
+    lo = t.number("reopen_min_s", 1.0, 0.01, 3600.0)
+    hi = t.number("reopen_max_s", 30.0, 0.01, 3600.0)
+    if hi < lo:
+        raise t.error("reopen_max_s", f"must be ≥ reopen_min_s ({lo})")
+    options = t.get("options", "a table of python-can keyword arguments", lambda v: isinstance(v, dict), {})
+    t.finish()
+    mapping_path = _path(base, mapping)
+    assert mapping_path is not None
+    return CanSettings(
+        mapping=mapping_path,
+        interface=interface,
+        channel=channel,
+        bitrate=bitrate,
+        fd=fd,
+        data_bitrate=data_bitrate,
+        dbc=dbc,
+        reopen_min_s=lo,
+        reopen_max_s=hi,
+        options=MappingProxyType(dict(options)),
+    )
+
+
+def _gnss(t: _Table, base: Path) -> GnssSettings:
+    source = t.text("source", GNSS_NONE).strip()
+    if source.startswith("serial:"):
+        port, _, baud = source[len("serial:"):].partition(":")
+        if not port:
+            raise t.error("source", "serial source needs a device: serial:/dev/ttyS0[:9600]")
+        if baud and not baud.isdigit():
+            raise t.error("source", f"baud rate must be an integer, not {baud!r}")
+    elif source and source != GNSS_NONE:
+        resolved = _path(base, source)
+        assert resolved is not None
+        source = str(resolved)
+    else:
+        source = GNSS_NONE
+    cs_name = t.text("coordinate_system", "wgs84")
+    try:
+        cs = CoordinateSystem[cs_name.upper()]
+    except KeyError:
+        raise t.error("coordinate_system", f"one of wgs84, gcj02, other; not {cs_name!r}") from None
+    max_age = t.number("max_age_s", 5.0, 0.1, 3600.0)
+    t.finish()
+    return GnssSettings(source=source, coordinate_system=cs, max_age_s=max_age)
+
+
+def _report(t: _Table) -> ReportSettings:
+    normal = t.integer("normal_period_s", 10, 1, 30)
+    alarm = t.integer("alarm_period_s", 1, 1, 30)
+    if alarm > normal:
+        raise t.error("alarm_period_s", f"must be ≤ normal_period_s ({normal})")
+    sampling = t.number("sampling_period_s", 1.0, 0.05, 1.0)
+    if abs(round(1.0 / sampling) * sampling - 1.0) > 1e-9:
+        raise t.error("sampling_period_s", "must divide 1 s (1, 0.5, 0.25, 0.2, 0.1 …)")
+    window = t.integer("alarm_window_s", 30, 0, 300)
+    t.finish()
+    return ReportSettings(
+        normal_period_s=normal, alarm_period_s=alarm, sampling_period_s=sampling, alarm_window_s=window
+    )
+
+
+def _uplink(t: _Table, base: Path) -> UplinkSettings:
+    transport = t.text("transport", "tcp")
+    if transport not in ("tcp", "mqtt"):
+        raise t.error("transport", f"tcp or mqtt, not {transport!r}")
+    settings = UplinkSettings(
+        transport=transport,
+        host=t.text("host"),
+        port=t.integer("port", None, 1, 65535),
+        tls=t.flag("tls", False),
+        ca_file=_path(base, t.text("ca_file")),
+        cert_file=_path(base, t.text("cert_file")),
+        key_file=_path(base, t.text("key_file")),
+        heartbeat_s=t.integer("heartbeat_s", 30, 1, 240),
+    )
+    t.finish()
+    return settings
+
+
+# ------------------------------------------------------------------------------------ [alarms]
+
+
+def _alarm_config_class(file: str) -> type | None:
+    """``agent.report.alarms.AlarmConfig``, or None when the report package has no alarms yet."""
+    try:
+        module = importlib.import_module("agent.report.alarms")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("agent.report.alarms",):
+            raise
+        return None
+    cls = getattr(module, "AlarmConfig", None)
+    if not isinstance(cls, type) or not dataclasses.is_dataclass(cls):
+        raise ConfigError("agent.report.alarms.AlarmConfig is not a dataclass", file=file, key="alarms")
+    return cls
+
+
+def _alarms(data: Mapping[str, Any], file: str) -> Mapping[str, Any]:
+    if not data:
+        return MappingProxyType({})
+    cls = _alarm_config_class(file)
+    if cls is None:
+        raise ConfigError("alarm thresholds need agent.report.alarms (not installed yet)", file=file,
+                          key="alarms")
+    return _validate_dataclass(cls, data, file, "alarms")
+
+
+def _validate_dataclass(cls: type, data: Mapping[str, Any], file: str, prefix: str) -> Mapping[str, Any]:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}"
+        if key not in names:
+            raise ConfigError(f"unknown key (known here: {', '.join(sorted(names))})", file=file, key=dotted)
+        out[key] = _convert(hints.get(key, Any), value, file, dotted)
+    return MappingProxyType(out)
+
+
+def _convert(tp: Any, value: Any, file: str, key: str) -> Any:
+    """``value`` (from TOML) checked against type hint ``tp`` and converted (tuples, enums)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        errors: list[str] = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, file, key)
+            except ConfigError as exc:
+                errors.append(exc.reason)
+        reason = errors[0] if len(errors) == 1 else f"expected {_type_name(tp)}, got {_describe(value)}"
+        raise ConfigError(reason, file=file, key=key)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a table, got {_describe(value)}", file=file, key=key)
+        return _validate_dataclass(tp, value, file, key)
+    if origin in (tuple, list, frozenset, set):
+        if not isinstance(value, list):
+            raise ConfigError(f"expected an array, got {_describe(value)}", file=file, key=key)
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"expected an array of {len(args)} items, got {len(value)}", file=file,
+                                  key=key)
+            pairs = enumerate(zip(args, value, strict=True))
+            items = [_convert(a, v, file, f"{key}[{i}]") for i, (a, v) in pairs]
+        else:
+            item_tp = args[0] if args else Any
+            items = [_convert(item_tp, v, file, f"{key}[{i}]") for i, v in enumerate(value)]
+        return origin(items) if origin is not list else items
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a table, got {_describe(value)}", file=file, key=key)
+        return dict(value)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _enum(tp, value, file, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {_describe(value)}", file=file, key=key)
+        return value
+    if tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"expected an integer, got {_describe(value)}", file=file, key=key)
+        return value
+    if tp is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"expected a number, got {_describe(value)}", file=file, key=key)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"expected a string, got {_describe(value)}", file=file, key=key)
+        return value
+    return value
+
+
+def _enum(tp: type[enum.Enum], value: Any, file: str, key: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return tp[value.upper()]
+        except KeyError:
+            pass
+    elif not isinstance(value, bool):
+        try:
+            return tp(value)
+        except ValueError:
+            pass
+    choices = ", ".join(m.name.lower() for m in tp)
+    raise ConfigError(f"expected one of {choices}, got {_describe(value)}", file=file, key=key)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _apply_overrides(obj: Any, overrides: Mapping[str, Any]) -> Any:
+    """``dataclasses.replace`` with nested tables applied to nested dataclass fields."""
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        current = getattr(obj, key)
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(current) and not isinstance(current, type):
+            changes[key] = _apply_overrides(current, value)
+        else:
+            changes[key] = value
+    return dataclasses.replace(obj, **changes)
+
+
+__all__ = [
+    "CanSettings",
+    "GnssSettings",
+    "ReportSettings",
+    "Settings",
+    "UplinkSettings",
+    "VehicleSettings",
+    "load_config",
+    "parse_config",
+]
