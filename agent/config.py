@@ -138,7 +138,7 @@ class Settings:
         cls = _alarm_config_class(str(self.file))
         if cls is None:
             return None
-        return _apply_overrides(cls(), self.alarms)
+        return _build_alarm_config(cls, self.alarms, str(self.file))
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -395,6 +395,13 @@ def _alarm_config_class(file: str) -> type | None:
     return cls
 
 
+def _presets(cls: type) -> list[str]:
+    """Class-method constructors of ``AlarmConfig`` usable as ``[alarms] preset`` (nmc, lfp …)."""
+    return sorted(
+        name for name, attr in vars(cls).items() if isinstance(attr, classmethod) and not name.startswith("_")
+    )
+
+
 def _alarms(data: Mapping[str, Any], file: str) -> Mapping[str, Any]:
     if not data:
         return MappingProxyType({})
@@ -402,7 +409,48 @@ def _alarms(data: Mapping[str, Any], file: str) -> Mapping[str, Any]:
     if cls is None:
         raise ConfigError("alarm thresholds need agent.report.alarms (not installed yet)", file=file,
                           key="alarms")
-    return _validate_dataclass(cls, data, file, "alarms")
+    body = dict(data)
+    preset = body.pop(PRESET_KEY, None)
+    if preset is not None and (not isinstance(preset, str) or preset not in _presets(cls)):
+        raise ConfigError(f"one of {', '.join(_presets(cls))}, not {preset!r}", file=file,
+                          key=f"alarms.{PRESET_KEY}")
+    overrides = dict(_validate_dataclass(cls, body, file, "alarms"))
+    if preset is not None:
+        overrides[PRESET_KEY] = preset
+    result = MappingProxyType(overrides)
+    _build_alarm_config(cls, result, file)  # the dataclass's own checks (__post_init__) run now
+    return result
+
+
+#: ``[alarms]`` key choosing the base configuration (a class-method constructor of ``AlarmConfig``)
+PRESET_KEY: Final = "preset"
+#: the base configuration without ``preset`` (the simulated vehicle's NMC pack)
+DEFAULT_PRESET: Final = "nmc"
+
+
+def _build_alarm_config(cls: type, overrides: Mapping[str, Any], file: str) -> Any:
+    body = dict(overrides)
+    preset = body.pop(PRESET_KEY, None)
+    try:
+        if preset is not None:
+            base = getattr(cls, preset)()
+        elif _presets(cls) and _required_fields(cls):  # AlarmConfig needs its rules: take a preset
+            names = _presets(cls)
+            base = getattr(cls, DEFAULT_PRESET if DEFAULT_PRESET in names else names[0])()
+        else:
+            base = cls()
+        return _apply_overrides(base, body)
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, file=file, key=exc.key or "alarms") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc), file=file, key="alarms") from None
+
+
+def _required_fields(cls: type) -> list[str]:
+    return [
+        f.name for f in dataclasses.fields(cls)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
 
 
 def _validate_dataclass(cls: type, data: Mapping[str, Any], file: str, prefix: str) -> Mapping[str, Any]:
@@ -417,8 +465,36 @@ def _validate_dataclass(cls: type, data: Mapping[str, Any], file: str, prefix: s
     return MappingProxyType(out)
 
 
-def _convert(tp: Any, value: Any, file: str, key: str) -> Any:
-    """``value`` (from TOML) checked against type hint ``tp`` and converted (tuples, enums)."""
+class _Build:
+    """A validated table that builds a new ``cls`` instance (array items of dataclass type)."""
+
+    def __init__(self, cls: type, values: Mapping[str, Any], file: str, key: str) -> None:
+        self.cls, self.values, self.file, self.key = cls, values, file, key
+
+    def build(self) -> Any:
+        missing = [n for n in _required_fields(self.cls) if n not in self.values]
+        if missing:
+            raise ConfigError(f"missing {', '.join(missing)}", file=self.file, key=self.key)
+        hints = typing.get_type_hints(self.cls)
+        values: dict[str, Any] = {}
+        for k, v in self.values.items():
+            tp = hints.get(k)
+            if isinstance(v, Mapping) and isinstance(tp, type) and dataclasses.is_dataclass(tp):
+                v = _Build(tp, v, self.file, f"{self.key}.{k}")
+            values[k] = _finish(v)
+        return self.cls(**values)
+
+
+def _finish(value: Any) -> Any:
+    if isinstance(value, _Build):
+        return value.build()
+    if isinstance(value, tuple):
+        return tuple(_finish(v) for v in value)
+    return value
+
+
+def _convert(tp: Any, value: Any, file: str, key: str, item: bool = False) -> Any:
+    """``value`` (from TOML) checked against type hint ``tp`` and converted (tuples, enums, tables)."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
@@ -429,7 +505,7 @@ def _convert(tp: Any, value: Any, file: str, key: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _convert(arg, value, file, key)
+                return _convert(arg, value, file, key, item)
             except ConfigError as exc:
                 errors.append(exc.reason)
         reason = errors[0] if len(errors) == 1 else f"expected {_type_name(tp)}, got {_describe(value)}"
@@ -437,7 +513,8 @@ def _convert(tp: Any, value: Any, file: str, key: str) -> Any:
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
             raise ConfigError(f"expected a table, got {_describe(value)}", file=file, key=key)
-        return _validate_dataclass(tp, value, file, key)
+        validated = _validate_dataclass(tp, value, file, key)
+        return _Build(tp, validated, file, key) if item else validated
     if origin in (tuple, list, frozenset, set):
         if not isinstance(value, list):
             raise ConfigError(f"expected an array, got {_describe(value)}", file=file, key=key)
@@ -447,15 +524,23 @@ def _convert(tp: Any, value: Any, file: str, key: str) -> Any:
                 raise ConfigError(f"expected an array of {len(args)} items, got {len(value)}", file=file,
                                   key=key)
             pairs = enumerate(zip(args, value, strict=True))
-            items = [_convert(a, v, file, f"{key}[{i}]") for i, (a, v) in pairs]
+            items = [_convert(a, v, file, f"{key}[{i}]", True) for i, (a, v) in pairs]
         else:
             item_tp = args[0] if args else Any
-            items = [_convert(item_tp, v, file, f"{key}[{i}]") for i, v in enumerate(value)]
+            items = [_convert(item_tp, v, file, f"{key}[{i}]", True) for i, v in enumerate(value)]
+        items = [_finish(v) for v in items]
         return origin(items) if origin is not list else items
     if origin in (dict, Mapping) or tp in (dict, Mapping):
         if not isinstance(value, dict):
             raise ConfigError(f"expected a table, got {_describe(value)}", file=file, key=key)
-        return dict(value)
+        args = typing.get_args(tp)
+        key_tp, value_tp = args if len(args) == 2 else (Any, Any)
+        return _Entries(
+            {
+                _convert(key_tp, k, file, f"{key}.{k}"): _convert(value_tp, v, file, f"{key}.{k}", item)
+                for k, v in value.items()
+            }
+        )
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _enum(tp, value, file, key)
     if tp is bool:
@@ -477,6 +562,10 @@ def _convert(tp: Any, value: Any, file: str, key: str) -> Any:
     return value
 
 
+class _Entries(dict[Any, Any]):
+    """Validated entries of a mapping-typed field: merged into the current mapping, not replacing it."""
+
+
 def _enum(tp: type[enum.Enum], value: Any, file: str, key: str) -> Any:
     if isinstance(value, str):
         try:
@@ -488,7 +577,7 @@ def _enum(tp: type[enum.Enum], value: Any, file: str, key: str) -> Any:
             return tp(value)
         except ValueError:
             pass
-    choices = ", ".join(m.name.lower() for m in tp)
+    choices = ", ".join(str(m.name).lower() for m in tp)
     raise ConfigError(f"expected one of {choices}, got {_describe(value)}", file=file, key=key)
 
 
@@ -497,15 +586,28 @@ def _type_name(tp: Any) -> str:
 
 
 def _apply_overrides(obj: Any, overrides: Mapping[str, Any]) -> Any:
-    """``dataclasses.replace`` with nested tables applied to nested dataclass fields."""
+    """``dataclasses.replace`` with tables applied to nested dataclass fields and mapping entries."""
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
-        current = getattr(obj, key)
-        if isinstance(value, Mapping) and dataclasses.is_dataclass(current) and not isinstance(current, type):
-            changes[key] = _apply_overrides(current, value)
-        else:
-            changes[key] = value
+        changes[key] = _merge(getattr(obj, key), value)
     return dataclasses.replace(obj, **changes)
+
+
+def _merge(current: Any, value: Any) -> Any:
+    if isinstance(value, _Entries) and isinstance(current, Mapping):
+        merged = dict(current)
+        for k, v in value.items():
+            merged[k] = _merge(merged.get(k), v)
+        return MappingProxyType(merged)
+    if isinstance(value, _Build):
+        if current is not None and dataclasses.is_dataclass(current) and not isinstance(current, type):
+            return _apply_overrides(current, value.values)
+        return value.build()
+    if isinstance(value, Mapping) and dataclasses.is_dataclass(current) and not isinstance(current, type):
+        return _apply_overrides(current, value)
+    if isinstance(value, _Entries):
+        return MappingProxyType({k: _finish(v) for k, v in value.items()})
+    return value
 
 
 __all__ = [
