@@ -107,12 +107,11 @@ _UNITS: Final[dict[str, tuple[str, float]]] = {
     "ma": ("A", 1e-3),
     "ka": ("A", 1e3),
     "°c": ("°C", 1.0),
+    "deg": ("°C", 1.0),
     "degc": ("°C", 1.0),
-    "deg c": ("°C", 1.0),
     "c": ("°C", 1.0),
     "℃": ("°C", 1.0),
     "celsius": ("°C", 1.0),
-    "grad c": ("°C", 1.0),
     "gradc": ("°C", 1.0),
     "0.1°c": ("°C", 0.1),
     "0.1degc": ("°C", 0.1),
@@ -127,12 +126,6 @@ _UNITS: Final[dict[str, tuple[str, float]]] = {
     "km": ("km", 1.0),
     "m": ("km", 1e-3),
     "mi": ("km", 1.609344),
-    "kω": ("kΩ", 1.0),
-    "kohm": ("kΩ", 1.0),
-    "ω": ("kΩ", 1e-3),
-    "ohm": ("kΩ", 1e-3),
-    "mω": ("kΩ", 1e3),
-    "mohm": ("kΩ", 1e3),
     "r/min": ("r/min", 1.0),
     "rpm": ("r/min", 1.0),
     "1/min": ("r/min", 1.0),
@@ -141,17 +134,17 @@ _UNITS: Final[dict[str, tuple[str, float]]] = {
     "nm": ("N·m", 1.0),
     "n.m": ("N·m", 1.0),
     "n*m": ("N·m", 1.0),
-    "l/100 km": ("L/100 km", 1.0),
     "l/100km": ("L/100 km", 1.0),
 }
 
 
 def unit_of(text: str) -> tuple[str, float] | None:
-    """(dimension, factor) of a unit spelling, None when unknown or empty."""
-    key = text.strip().lower()
-    if key in ("kΩ", "mΩ"):  # case matters for the Greek letter's prefix
-        return ("kΩ", 1.0) if key == "kΩ" else ("kΩ", 1e3)
-    return _UNITS.get(key)
+    """(dimension, factor to the snapshot unit) of a unit spelling; None when unknown or empty."""
+    compact = text.strip().replace(" ", "")
+    ohm = re.fullmatch(r"([kKmM]?)(?:ohm|Ohm|OHM|Ω)", compact)
+    if ohm:  # case matters: mΩ is milli, MΩ mega
+        return ("kΩ", {"": 1e-3, "k": 1.0, "K": 1.0, "M": 1e3, "m": 1e-6}[ohm.group(1)])
+    return _UNITS.get(compact.lower())
 
 
 def _field_kind(spec: str) -> str:

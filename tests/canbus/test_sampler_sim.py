@@ -25,8 +25,8 @@ from agent.protocol.model import (
 from agent.report.snapshot import Snapshot
 
 pytest.importorskip("sim.vehicle")
-from sim.run import simulate_windows  # noqa: E402
-from sim.vehicle.state import ChargeMode, Gear  # noqa: E402
+from sim.run import simulate_windows
+from sim.vehicle.state import ChargeMode, Gear
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "dbc" / "tbox_ev.toml"
