@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import can
+from can.io.blf import BLFParseError
 
 from agent.canbus.cache import EXTENDED_FLAG, FrameCache, split_key
 from agent.errors import ConfigError
@@ -275,6 +276,9 @@ class CanSource:
                 self._pump(bus)
             except (can.CanError, OSError, ValueError) as exc:
                 self._lost(exc)
+            except Exception as exc:  # a faulty interface driver must not kill the reader: count, reopen
+                log.debug("unexpected error from the CAN interface", exc_info=True)
+                self._lost(exc)
         self._close()
 
     # ------------------------------------------------------------------------------- internals
@@ -316,7 +320,7 @@ class CanSource:
         self.stats.state = "opening"
         try:
             bus = self._factory(**self.bus_kwargs())
-        except (can.CanError, OSError, ValueError) as exc:
+        except Exception as exc:  # any driver failure (CanError, OSError, serial errors ...) is retried
             self.stats.open_failures += 1
             self.stats.state = "down"
             self.stats.last_error = f"open: {exc}"
@@ -477,7 +481,16 @@ def iter_log(path: str | Path, stats: LogStats | None = None) -> Iterator[can.Me
         for msg in reader:
             stats.frames += 1
             yield msg
-    except (ValueError, IndexError, KeyError, TypeError, can.CanError, EOFError, OSError) as exc:
+    except (
+        ValueError,
+        IndexError,
+        KeyError,
+        TypeError,
+        can.CanError,
+        EOFError,
+        OSError,
+        BLFParseError,
+    ) as exc:
         stats.corrupt += 1
         stats.truncated = True
         log.warning(

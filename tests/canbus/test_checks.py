@@ -32,7 +32,7 @@ def _sim_check(message: Any) -> Any:
 def test_crc8_reference_check_values() -> None:
     assert crc8(b"123456789") == 0x4B  # SAE J1850
     assert crc8(b"123456789", poly=0x2F) == 0xDF  # AUTOSAR CRC8H2F
-    assert crc8(b"123456789", init=0, xorout=0) == 0x37  # CRC-8/GSM-A parameters (E2E profile 1: start and final XOR 0x00)
+    assert crc8(b"123456789", init=0, xorout=0) == 0x37  # CRC-8/GSM-A: E2E profile 1 (0x00 start, 0x00 xor)
 
 
 def test_ten_e2e_messages_in_our_dbc() -> None:
