@@ -103,7 +103,7 @@ class ThermalEventConfig:
 
 @dataclass(frozen=True)
 class AlarmConfig:
-    """Thresholds of every rule (``rules``: flag -> Rule) and the engine's shared parameters.
+    """Thresholds of every rule (``rules``: flag -> Rule; default: the NMC preset) and shared parameters.
 
     ``cell_count``: series cells for the pack over/under-voltage rules when the snapshot carries no cells;
     ``charge_current``: A into the pack (negative current) that counts as "charging current flows";
@@ -111,7 +111,7 @@ class AlarmConfig:
     ``soc_jump_hold``: s a SOC jump keeps its flag (≥ the normal report period so it is reported).
     """
 
-    rules: Mapping[GeneralAlarmFlag, Rule]
+    rules: Mapping[GeneralAlarmFlag, Rule] = field(default_factory=lambda: _rules(_NMC))
     cell_count: int | None = None
     charge_current: float = 5.0
     soc_jump_max_gap: float = 10.0
