@@ -93,6 +93,8 @@ class ReportSettings:
     alarm_period_s: int = 1
     sampling_period_s: float = 1.0
     alarm_window_s: int = 30
+    #: further ``agent.report.cadence.ReportingConfig`` fields (validated from its type hints)
+    cadence: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,11 @@ class Settings:
             ) from None
         _check_pack_codes(self.vehicle.pack_codes, ed, str(self.file))
         return dataclasses.replace(self, vehicle=dataclasses.replace(self.vehicle, edition=ed))
+
+    def reporting_config(self) -> Any:
+        """``agent.report.cadence.ReportingConfig`` from ``[report]``."""
+        cls = _optional_class("agent.report.cadence", "ReportingConfig", str(self.file))
+        return None if cls is None else _reporting_config(cls, self.report, str(self.file))
 
     def alarm_config(self) -> Any:
         """``AlarmConfig()`` with the ``[alarms]`` overrides applied."""
@@ -354,10 +361,49 @@ def _report(t: _Table) -> ReportSettings:
     if abs(round(1.0 / sampling) * sampling - 1.0) > 1e-9:
         raise t.error("sampling_period_s", "must divide 1 s (1, 0.5, 0.25, 0.2, 0.1 …)")
     window = t.integer("alarm_window_s", 30, 0, 300)
+    rest = {k: v for k, v in t.data.items() if k not in t.used}
+    cadence: Mapping[str, Any] = MappingProxyType({})
+    cls = _optional_class("agent.report.cadence", "ReportingConfig", t.file)
+    if rest and cls is not None:
+        cadence = _validate_dataclass(cls, rest, t.file, "report")
+        t.used.update(rest)
     t.finish()
-    return ReportSettings(
-        normal_period_s=normal, alarm_period_s=alarm, sampling_period_s=sampling, alarm_window_s=window
+    settings = ReportSettings(
+        normal_period_s=normal,
+        alarm_period_s=alarm,
+        sampling_period_s=sampling,
+        alarm_window_s=window,
+        cadence=cadence,
     )
+    if cls is not None:
+        _reporting_config(cls, settings, t.file)  # the cadence's own checks run now
+    return settings
+
+
+def _reporting_config(cls: type, r: ReportSettings, file: str) -> Any:
+    try:
+        return cls(
+            normal_period_s=float(r.normal_period_s),
+            alarm_period_s=float(r.alarm_period_s),
+            alarm_window_s=float(r.alarm_window_s),
+            **r.cadence,
+        )
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, file=file, key=exc.key or "report") from None
+
+
+def _optional_class(module_name: str, name: str, file: str) -> type | None:
+    """A dataclass of another package, or None when that module is not installed yet."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return None
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type) or not dataclasses.is_dataclass(cls):
+        raise ConfigError(f"{module_name}.{name} is not a dataclass", file=file)
+    return cls
 
 
 def _uplink(t: _Table, base: Path) -> UplinkSettings:
@@ -383,16 +429,7 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
 
 def _alarm_config_class(file: str) -> type | None:
     """``agent.report.alarms.AlarmConfig``, or None when the report package has no alarms yet."""
-    try:
-        module = importlib.import_module("agent.report.alarms")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("agent.report.alarms",):
-            raise
-        return None
-    cls = getattr(module, "AlarmConfig", None)
-    if not isinstance(cls, type) or not dataclasses.is_dataclass(cls):
-        raise ConfigError("agent.report.alarms.AlarmConfig is not a dataclass", file=file, key="alarms")
-    return cls
+    return _optional_class("agent.report.alarms", "AlarmConfig", file)
 
 
 def _presets(cls: type) -> list[str]:

@@ -26,23 +26,19 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import can
 
 from agent.canbus.cache import FrameCache, frame_key
+from agent.canbus.mapping import CompiledMapping, load_mapping
+from agent.canbus.sampler import Sampler
 from agent.config import Settings
-from agent.errors import ConfigError, MappingError
+from agent.errors import ConfigError, MappingError, ProtocolError
 from agent.protocol.codec import CodecOptions, encode_frame
-from agent.protocol.model import (
-    AlarmLevel,
-    Command,
-    Edition,
-    Encryption,
-    Frame,
-    RealtimeReport,
-    ResponseFlag,
-)
+from agent.protocol.model import Command, Edition, Encryption, Frame, RealtimeReport, ResponseFlag
+from agent.report.alarms import AlarmEngine, AlarmState
+from agent.report.builder import BuildOptions, build_report
+from agent.report.cadence import Outgoing, ReportScheduler
 from agent.report.snapshot import Position, Snapshot
 
 log = logging.getLogger(__name__)
@@ -56,7 +52,7 @@ class Emitted:
     command: Command
     report: RealtimeReport
     frame: bytes
-    outgoing: Any
+    outgoing: Outgoing
     snapshot: Snapshot
 
     @property
@@ -77,6 +73,7 @@ class PipelineStats:
     no_mux_frames: int = 0
     check_failures: int = 0
     out_of_order: int = 0
+    encode_errors: int = 0
     samples: int = 0
     realtime: int = 0
     reissue: int = 0
@@ -109,6 +106,7 @@ MALFORMED_KINDS: Mapping[str, str] = {
     "no-mux": "multiplexed frames too short to carry their multiplexer value are dropped",
     "check-failure": "frames failing their alive-counter / checksum check count as missing",
     "out-of-order": "frame timestamps going backwards: taken as they come, no tick is repeated",
+    "encode-error": "records the GB/T 32960 encoder rejected were dropped",
 }
 
 
@@ -127,32 +125,23 @@ class AgentPipeline:
         self,
         settings: Settings,
         *,
-        mapping: Any = None,
+        mapping: CompiledMapping | None = None,
         codec_options: CodecOptions | None = None,
         on_emit: Callable[[Emitted], None] | None = None,
+        on_sample: Callable[[Snapshot, AlarmState], None] | None = None,
     ) -> None:
-        from agent.canbus import mapping as mapping_mod
-        from agent.canbus import sampler as sampler_mod
-        from agent.report import alarms as alarms_mod
-        from agent.report import builder as builder_mod
-        from agent.report import cadence as cadence_mod
-
         self.settings = settings
         self.edition: Edition = settings.vehicle.edition
         self.vin = settings.vehicle.vin
         self.options = codec_options or CodecOptions()
         self.on_emit = on_emit
-        self.mapping = mapping if mapping is not None else _load_mapping(mapping_mod, settings)
+        self.on_sample = on_sample
+        self.mapping = mapping if mapping is not None else _load_mapping(settings)
         self.cache: FrameCache = self.mapping.new_cache()
-        self.sampler = sampler_mod.Sampler(self.mapping, self.cache)
-        alarm_config = settings.alarm_config()
-        self.alarms = (
-            alarms_mod.AlarmEngine(alarm_config) if alarm_config is not None else alarms_mod.AlarmEngine()
-        )
-        self.scheduler = _make_scheduler(cadence_mod, settings)
-        self._build = builder_mod.build_report
-        self._build_options = builder_mod.BuildOptions(coordinate_system=settings.gnss.coordinate_system)
-        self._kinds = cadence_mod
+        self.sampler = Sampler(self.mapping, self.cache)
+        self.alarms = AlarmEngine(settings.alarm_config())
+        self.scheduler = ReportScheduler(settings.reporting_config(), self.edition)
+        self._build_options = BuildOptions(coordinate_system=settings.gnss.coordinate_system)
         self.stats = PipelineStats()
         self.period = settings.report.sampling_period_s
         self._per_second = round(1.0 / self.period)
@@ -174,11 +163,11 @@ class AgentPipeline:
         """One received CAN message; returns the frames of the ticks its timestamp completed."""
         ts = float(message.timestamp)
         out = self.tick(ts) if self._next_tick is None or ts >= self._tick_time(self._next_tick) else []
-        if self._next_tick is None:
-            self._next_tick = math.ceil(ts * self._per_second - 1e-9)
+        if self._next_tick is None:  # the first tick is the first grid time after the first frame
+            self._next_tick = math.floor(ts * self._per_second) + 1
         if self._last_ts is not None and ts < self._last_ts:
-            self._count("out-of-order", 1, f"{ts:.6f} after {self._last_ts:.6f}")
             self.stats.out_of_order += 1
+            self._count("out-of-order", self.stats.out_of_order, f"{ts:.6f} after {self._last_ts:.6f}")
         self._last_ts = ts
         self.stats.frames += 1
         if message.is_error_frame:
@@ -225,14 +214,20 @@ class AgentPipeline:
         self.stats.samples += 1
         self._collect_malformed()
         alarm = self.alarms.update(snapshot)
-        level = _level(alarm)
+        level = int(alarm.max_level)
         if level:
             self.stats.alarm_samples += 1
             self.stats.max_alarm_level = max(self.stats.max_alarm_level, level)
-        self.stats.alarm_flags |= _flags(alarm)
+        self.stats.alarm_flags |= int(alarm.flags)
+        if self.on_sample is not None:
+            self.on_sample(snapshot, alarm)
         out: list[Emitted] = []
         for outgoing in self.scheduler.on_sample(snapshot, alarm):
-            out.append(self._emit(outgoing))
+            try:
+                out.append(self._emit(outgoing))
+            except ProtocolError as exc:  # e.g. a collection time the wire cannot carry: never fatal
+                self.stats.encode_errors += 1
+                self._count("encode-error", self.stats.encode_errors, str(exc))
         return out
 
     def _with_position(self, snapshot: Snapshot, t: float) -> Snapshot:
@@ -244,11 +239,10 @@ class AgentPipeline:
             pos = dataclasses.replace(pos, valid=False)
         return dataclasses.replace(snapshot, position=pos)
 
-    def _emit(self, outgoing: Any) -> Emitted:
-        command = _command(self._kinds, outgoing)
-        snapshot: Snapshot = outgoing.snapshot
-        alarm = outgoing.alarm
-        report = self._build(snapshot, alarm, self.edition, self._build_options)
+    def _emit(self, outgoing: Outgoing) -> Emitted:
+        command = Command(outgoing.command)
+        snapshot = outgoing.snapshot
+        report = build_report(snapshot, outgoing.alarm, self.edition, self._build_options)
         frame = Frame(self.edition, command, ResponseFlag.COMMAND, self.vin, Encryption.NONE, report)
         data = encode_frame(frame, options=self.options)
         if command is Command.REISSUE:
@@ -277,12 +271,10 @@ class AgentPipeline:
         self._count("check-failure", s.check_failures, per_message)
 
     def _count(self, kind: str, count: int, detail: str) -> None:
+        """Record the running ``count`` of a malformed kind; log the kind the first time only."""
         if count <= 0:
             return
-        if kind != "out-of-order":
-            self.stats.by_kind[kind] = count
-        else:
-            self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + count
+        self.stats.by_kind[kind] = count
         if kind in self._logged:
             return
         self._logged.add(kind)
@@ -297,50 +289,19 @@ class AgentPipeline:
 # ------------------------------------------------------------------------------ adapters
 
 
-def _load_mapping(mapping_mod: Any, settings: Settings) -> Any:
+def _load_mapping(settings: Settings) -> CompiledMapping:
     path = settings.can.mapping
     if not path.exists():
         raise ConfigError(f"mapping file not found: {path}", file=str(settings.file), key="can.mapping")
     try:
-        if settings.can.dbc is not None:
-            return mapping_mod.load_mapping(path, dbc=[settings.can.dbc])
-        return mapping_mod.load_mapping(path)
+        return load_mapping(path, dbc=[settings.can.dbc] if settings.can.dbc is not None else None)
     except OSError as exc:
         raise MappingError(f"{path}: {exc}") from exc
 
 
-def _make_scheduler(cadence_mod: Any, settings: Settings) -> Any:
-    r = settings.report
-    return cadence_mod.ReportScheduler(
-        normal_period_s=r.normal_period_s,
-        alarm_period_s=r.alarm_period_s,
-        window_s=r.alarm_window_s,
-        sampling_period_s=r.sampling_period_s,
-    )
-
-
-def _command(cadence_mod: Any, outgoing: Any) -> Command:
-    kind = getattr(outgoing, "kind", None)
-    reissue = getattr(cadence_mod, "REISSUE", None)
-    if kind is not None and (kind == reissue or getattr(kind, "name", "") == "REISSUE"):
-        return Command.REISSUE
-    return Command.REALTIME
-
-
-def _level(alarm: Any) -> int:
-    level = getattr(alarm, "level", getattr(alarm, "max_level", 0))
-    return int(level) if isinstance(level, int | AlarmLevel) else 0
-
-
-def _flags(alarm: Any) -> int:
-    flags = getattr(alarm, "flags", getattr(alarm, "general_flags", 0))
-    return int(flags) if isinstance(flags, int) else 0
-
-
-def _check_failures(sampler: Any) -> dict[str, int]:
+def _check_failures(sampler: Sampler) -> dict[str, int]:
     """Counter/checksum failures per message name, from ``Sampler.counters``."""
-    counters: Mapping[str, Mapping[str, int]] = getattr(sampler, "counters", {})
-    return {name: per["check"] for name, per in counters.items() if per.get("check")}
+    return {name: per["check"] for name, per in sampler.counters.items() if per.get("check")}
 
 
 __all__ = ["MALFORMED_KINDS", "AgentPipeline", "Emitted", "PipelineStats"]

@@ -16,6 +16,12 @@ DESCRIPTION = """Replay a candump (.log), Vector ASC (.asc) or BLF (.blf) CAN lo
 per line. This is how to test a mapping against your own logs."""
 
 
+#: t = 0 of a log with relative timestamps, unless --start says otherwise (fixed: deterministic output)
+DEFAULT_START = "2025-01-01T00:00:00Z"
+#: timestamps below this (2000-01-01 UTC) are taken as relative to the start of the log
+RELATIVE_BELOW = 946_684_800.0
+
+
 def register(subparsers: Any) -> None:
     """Add the ``replay`` verb to the ``tbox`` sub-parsers."""
     p = subparsers.add_parser("replay", help="replay a CAN log through the agent", description=DESCRIPTION)
@@ -24,6 +30,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, metavar="FRAMES.hex", help="output: one hex frame per line")
     p.add_argument("--edition", type=int, choices=(2016, 2025), help="override [vehicle] edition")
     p.add_argument("--nmea", metavar="FILE", help="GNSS track (NMEA 0183) to merge by time")
+    p.add_argument(
+        "--start",
+        metavar="ISO-UTC",
+        help="wall-clock time of t = 0 for logs with relative timestamps (ASC, candump without -l): "
+        f"default {DEFAULT_START}; logs with absolute timestamps keep theirs",
+    )
     p.set_defaults(run=run)
 
 
@@ -36,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     log_path = Path(args.log)
     if not log_path.is_file():
         raise ConfigError("no such log file", file=str(log_path))
-    result = replay(log_path, args.config, args.out, edition=args.edition, nmea=args.nmea)
+    start = _parse_start(args.start or DEFAULT_START)
+    result = replay(log_path, args.config, args.out, edition=args.edition, nmea=args.nmea, start=start)
     print(summary(result, args.out), file=sys.stderr)
     return 0
 
@@ -48,6 +61,7 @@ def replay(
     *,
     edition: int | None = None,
     nmea: Any = None,
+    start: float | None = None,
 ) -> Any:
     """Run the pipeline over ``log_path`` with the config file ``config`` and write hex to ``out``.
 
@@ -80,7 +94,7 @@ def replay(
         raise ConfigError(f"cannot write: {exc.strerror or exc}", file=str(out_path)) from None
     next_pos = 0
     with handle:
-        for message in _messages(Path(log_path)):
+        for message in _absolute(_messages(Path(log_path)), start):
             ts = float(message.timestamp)
             while next_pos < len(positions) and positions[next_pos].time.timestamp() <= ts:
                 pipeline.feed_position(positions[next_pos])
@@ -97,6 +111,34 @@ def _messages(path: Any) -> Any:
     from agent.canbus.source import iter_log
 
     return iter_log(path)
+
+
+def _parse_start(text: str) -> float:
+    from datetime import UTC, datetime
+
+    from agent.errors import ConfigError
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--start: not an ISO time: {text!r}") from None
+    return (when.replace(tzinfo=UTC) if when.tzinfo is None else when).timestamp()
+
+
+def _absolute(messages: Any, start: float | None) -> Any:
+    """The messages, shifted to ``start`` when the log's timestamps are relative (before 2000)."""
+    import logging
+
+    shift: float | None = None
+    for message in messages:
+        if shift is None:
+            relative = float(message.timestamp) < RELATIVE_BELOW
+            shift = (start if start is not None else _parse_start(DEFAULT_START)) if relative else 0.0
+            if shift:
+                logging.getLogger(__name__).info("relative timestamps: t = 0 is %s", shift)
+        if shift:
+            message.timestamp = float(message.timestamp) + shift
+        yield message
 
 
 def summary(stats: Any, out: Any) -> str:

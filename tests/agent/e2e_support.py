@@ -28,6 +28,7 @@ from agent.protocol.model import (
 )
 from sim.bus import CandumpSink
 from sim.ecus import RawFrame
+from sim.nmea import NmeaSink, nmea_sentences
 from sim.run import simulate_windows
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,6 +60,10 @@ class Truth:
     cells: np.ndarray
     temps: np.ndarray
     motors: tuple[MotorTruth, ...]
+    latitude: float = 0.0
+    longitude: float = 0.0
+    gnss_fix: bool = True
+    state: Any = None
 
 
 def _truth(s: Any) -> Truth:
@@ -76,6 +81,9 @@ def _truth(s: Any) -> Truth:
                        m.dc_current_a)
             for m in s.motors
         ),
+        latitude=float(s.latitude_deg),
+        longitude=float(s.longitude_deg),
+        gnss_fix=bool(s.gnss_fix),
     )
 
 
@@ -113,11 +121,14 @@ def record(
     n_motors: int = 2,
     post: Sequence[PostProcess] = (),
     keep_truth: bool = True,
+    nmea: Path | None = None,
 ) -> Recording:
     """Simulate and write a candump log; ``post`` functions rewrite each window's frames (fault
-    injection)."""
+    injection); ``nmea`` also writes the GNSS track (RMC + GGA once per simulated second)."""
     rec = Recording(path)
     sink = CandumpSink(path, START.timestamp(), "can0")
+    nmea_sink = NmeaSink(nmea) if nmea is not None else None
+    last_second = -1
     try:
         for w in simulate_windows(
             None, profile, seed, seconds, scenario, start_utc=START, n_motors=n_motors,
@@ -130,8 +141,14 @@ def record(
             rec.frames += len(frames)
             if keep_truth:
                 rec.truths.append(_truth(w.state))
+            second = int(w.t1 + 1e-9)
+            if nmea_sink is not None and second != last_second:
+                last_second = second
+                nmea_sink.write(nmea_sentences(w.state, START + timedelta(seconds=w.state.t)))
     finally:
         sink.close()
+        if nmea_sink is not None:
+            nmea_sink.close()
     return rec
 
 
