@@ -12,6 +12,8 @@ from typing import Any
 
 import can
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.canbus.cache import EXTENDED_FLAG, FrameCache, frame_key
 from agent.canbus.source import (
@@ -412,3 +414,81 @@ def test_truncated_blf_counts_and_stops(tmp_path: Path) -> None:
 def test_unreadable_log_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read CAN log"):
         list(iter_log(tmp_path / "missing.log"))
+
+
+# ------------------------------------------------------------------------------------ robustness
+
+_ANY_MESSAGE = st.builds(
+    lambda can_id, ext, data, kind, ts: can.Message(
+        timestamp=ts,
+        arbitration_id=can_id if ext else can_id & 0x7FF,
+        is_extended_id=ext,
+        data=data,
+        is_fd=len(data) > 8,
+        is_remote_frame=kind == "remote",
+        is_error_frame=kind == "error",
+        dlc=len(data),
+        check=False,
+    ),
+    st.sampled_from([0x100, 0x180, 0x181, 0x7FF, 0x18FEF1FE, 0x1FFFFFFF, 0]),
+    st.booleans(),
+    st.binary(max_size=64),
+    st.sampled_from(["data", "data", "data", "remote", "error"]),
+    st.floats(min_value=0, max_value=2e9, allow_nan=False),
+)
+
+
+@settings(max_examples=50)
+@given(st.lists(_ANY_MESSAGE, max_size=100))
+def test_garbage_traffic_never_crashes_and_is_all_counted(messages: list[can.Message]) -> None:
+    from agent.canbus.dbcload import load_dbc, mux_selector
+
+    db = load_dbc([Path(__file__).resolve().parents[2] / "dbc" / "tbox_ev.dbc"])
+    cells, temps = db.get_message_by_frame_id(0x180), db.get_message_by_frame_id(0x181)
+    mux = {0x180: mux_selector(cells), 0x181: mux_selector(temps)}
+    cache = FrameCache(
+        {0x100, 0x180, 0x181, frame_key(0x18FEF1FE, True)}, mux=mux, lengths={0x100: 8, 0x180: 8}
+    )  # type: ignore[arg-type]
+    bus = FlakyBus(messages, can.CanOperationError("end of the script"))
+    src: CanSource
+
+    def sleep(delay: float) -> None:
+        src._stop.set()
+
+    src = CanSource({"interface": "virtual"}, cache, bus_factory=lambda **_: bus, sleep=sleep)
+    src.run()
+    data = [m for m in messages if not (m.is_error_frame or m.is_remote_frame)]
+    stats = cache.stats
+    assert stats.frames == len(data)
+    assert stats.error_frames == src.stats.error_frames == sum(m.is_error_frame for m in messages)
+    assert stats.remote_frames == sum(m.is_remote_frame and not m.is_error_frame for m in messages)
+    assert src.stats.lost == 1 and bus.closed
+
+
+def test_wrong_dlc_scenario_is_counted_short_and_decodes_what_fits() -> None:
+    run = pytest.importorskip("sim.run")
+    pytest.importorskip("sim.vehicle")
+    from agent.canbus.dbcload import load_dbc
+    from agent.canbus.decode import compile_decoder
+
+    db = load_dbc([Path(__file__).resolve().parents[2] / "dbc" / "tbox_ev.dbc"])
+    status = db.get_message_by_name("VCU_VehicleStatus")
+    cache = FrameCache({0x100}, lengths={0x100: 8})
+    messages = list(run.simulate(seconds=2.0, seed=4, scenario="wrong-dlc", fault_start_s=1.0))
+    bus = FlakyBus(messages, can.CanOperationError("end"))
+    src: CanSource
+
+    def sleep(delay: float) -> None:
+        src._stop.set()
+
+    src = CanSource({"interface": "virtual"}, cache, bus_factory=lambda **_: bus, sleep=sleep)
+    src.run()
+    short = sum(1 for m in messages if m.arbitration_id == 0x100 and len(m.data) < 8)
+    assert short > 0 and cache.stats.short == short
+    frame = cache.get(0x100)
+    assert frame is not None and len(frame.data) == 6
+    names = [s.name for s in status.signals]
+    decoded = compile_decoder(status, names)(frame.data)  # no exception: what fits in 6 bytes
+    assert set(decoded) == {
+        n for n in names if status.get_signal_by_name(n).start + status.get_signal_by_name(n).length <= 48
+    }
