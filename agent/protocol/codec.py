@@ -965,19 +965,22 @@ def _dec_location(e25: bool) -> _Dec:
 
 
 def _coordinate(value: Any, bit: int, name: str, field: str, strict: bool) -> tuple[int, int]:
-    """(raw magnitude, hemisphere bit to set) of one coordinate."""
+    """(raw magnitude, hemisphere bit value) of one coordinate; the bit value is ``bit`` for a negative
+    value, 0 for a positive one and -1 (keep the status bit) for a zero magnitude or a sentinel."""
     if value.__class__ is float and 0 <= value < 4294.967 and not strict:
-        return round(value * 1000000), 0
+        raw = round(value * 1000000)
+        return raw, (0 if raw else -1)
     if value.__class__ is float and -4294.967 < value < 0 and not strict:
-        return round(-value * 1000000), bit
+        raw = round(-value * 1000000)
+        return raw, (bit if raw else -1)
     if isinstance(value, Special):
-        return _raw_of(_COORD_FIELD, value, f"{field}.{name}", False), 0
+        return _raw_of(_COORD_FIELD, value, f"{field}.{name}", False), -1
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProtocolError(f"expected a number, got {type(value).__name__}", None, f"{field}.{name}")
     raw = _raw_of(_COORD_FIELD, abs(value), f"{field}.{name}", False)
     if strict and raw > (180000000 if bit == 0x04 else 90000000):
         raise ProtocolError(f"{name} {value} out of range", None, f"{field}.{name}")
-    return raw, (bit if value < 0 else 0)
+    return raw, ((bit if value < 0 else 0) if raw else -1)
 
 
 def _enc_location(block: Location | Location2025, opts: CodecOptions, field: str) -> bytes:
@@ -987,7 +990,13 @@ def _enc_location(block: Location | Location2025, opts: CodecOptions, field: str
     strict = opts.strict
     lon, west = _coordinate(block.longitude, 0x04, "longitude", field, strict)
     lat, south = _coordinate(block.latitude, 0x02, "latitude", field, strict)
-    status = int(given) | west | south
+    # §5.6: the hemisphere bits follow the sign of each non-zero coordinate (a status copied from an
+    # earlier fix must not flip a positive value); a zero magnitude or a sentinel keeps the given bit
+    status = int(given)
+    if west >= 0:
+        status = (status & ~0x04) | west
+    if south >= 0:
+        status = (status & ~0x02) | south
     if isinstance(block, Location2025):
         cs = block.coordinate_system
         if cs.__class__ is not CoordinateSystem or strict:

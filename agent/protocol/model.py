@@ -589,8 +589,9 @@ class Location:
     """2016 info type 0x05, vehicle location, 9 bytes (GB/T 32960.3-2016 location data / spec §5.6).
 
     Degrees, signed: the wire carries magnitudes ×10⁶ and the hemisphere in ``status`` (SOUTH/WEST);
-    the codec derives the sign from the status on decode and sets SOUTH/WEST for negative values on
-    encode. A sentinel coordinate (0xFFFFFFFE/F) is a ``Special``.
+    the codec derives the sign from the status on decode; on encode the sign of each non-zero
+    coordinate sets or clears SOUTH/WEST (a zero or sentinel coordinate keeps the given bit). A sentinel
+    coordinate (0xFFFFFFFE/F) is a ``Special``.
     """
 
     status: LocationStatus
