@@ -451,9 +451,11 @@ _TOP_KEYS: Final = frozenset(
 )
 _DEFAULT_KEYS: Final = frozenset({"stale_cycles", "stale_timeout", "stale_min"})
 _FIELD_KEYS: Final = frozenset(
-    {"signal", "const", "expr", "scale", "offset", "unit", "map", "unmapped", "sna", "stale"}
+    {"signal", "const", "expr", "scale", "offset", "unit", "check_unit", "map", "unmapped", "sna", "stale"}
 )
-_ARRAY_KEYS: Final = frozenset({"pattern", "signals", "message", "scale", "offset", "unit", "sna", "stale"})
+_ARRAY_KEYS: Final = frozenset(
+    {"pattern", "signals", "message", "scale", "offset", "unit", "check_unit", "sna", "stale"}
+)
 _SUBSYSTEM_KEYS: Final = frozenset(
     {"number", "cells", "probes", "cell_voltages", "temperatures", "voltage", "current"}
 )
@@ -634,8 +636,17 @@ class _Compiler:
 
     # -- fields
 
-    def unit_check(self, key: str, sig_unit: str, declared: Any, want: str, scale: float) -> None:
-        """Declared unit vs DBC unit vs the field's unit; a scale must convert between them."""
+    def unit_check(self, key: str, sig_unit: str, spec: dict[str, Any], want: str, scale: float) -> None:
+        """Declared unit vs DBC unit vs the field's unit; a scale must convert between them.
+
+        ``check_unit = false`` skips the check (a DBC whose unit text is wrong).
+        """
+        enabled = spec.get("check_unit", True)
+        if not isinstance(enabled, bool):
+            raise self.error(f"{key}.check_unit", "expected true or false")
+        if not enabled:
+            return
+        declared = spec.get("unit")
         if declared is not None and not isinstance(declared, str):
             raise self.error(f"{key}.unit", "expected a unit string")
         source = (sig_unit or "").strip()
@@ -721,7 +732,7 @@ class _Compiler:
             if ("scale" in spec or "offset" in spec) and table is not None:
                 raise self.error(f"{key}.scale", "scale/offset do not apply to mapped values")
         else:
-            self.unit_check(key, sig.unit or "", spec.get("unit"), kind, scale)
+            self.unit_check(key, sig.unit or "", spec, kind, scale)
         return Rule(
             key,
             kind,
@@ -861,7 +872,7 @@ class _Compiler:
             k = f"{key}.signals[{i}]" if "signals" in spec else f"{key}.pattern"
             _, sig = self.find_signal(name, k)
             if i == 0 or "signals" in spec:
-                self.unit_check(key, sig.unit or "", spec.get("unit"), want, scale)
+                self.unit_check(key, sig.unit or "", spec, want, scale)
             inputs.append(self.input(name, k, sna=spec.get("sna"), stale=spec.get("stale")))
         return ArrayRule(key, tuple(inputs), scale, offset)
 
