@@ -26,6 +26,10 @@ EXTENDED_FLAG = 1 << 31
 #: Mask of the identifier bits of a key.
 ID_MASK = 0x1FFFFFFF
 
+#: Distinct unwanted ids counted one by one; beyond this they share one counter (memory stays bounded
+#: whatever garbage the bus carries).
+MAX_UNWANTED_IDS = 1024
+
 #: Multiplexer-value extractor: raw payload -> mux value (raises IndexError on a too-short payload).
 MuxSelector = Callable[[bytes], int]
 
@@ -75,7 +79,7 @@ class CacheStats:
     short: int = 0
     #: multiplexed frames too short to carry their multiplexer value (dropped)
     no_mux: int = 0
-    #: frames per wanted key (stored), and per unwanted key
+    #: frames per wanted key (stored), and per unwanted key (the first ``MAX_UNWANTED_IDS`` keys seen)
     by_id: Mapping[int, int] = field(default_factory=dict)
     unwanted_by_id: Mapping[int, int] = field(default_factory=dict)
 
@@ -112,6 +116,7 @@ class FrameCache:
         self._muxed: dict[int, dict[int, _MuxEntry]] = {}
         self._wanted: frozenset[int] = frozenset(wanted_ids) if wanted_ids is not None else frozenset()
         self._unwanted: dict[int, int] = {}
+        self._unwanted_other = 0
         self._errors = 0
         self._remote = 0
         self._short = 0
@@ -139,7 +144,11 @@ class FrameCache:
     def _first(self, key: int, data: bytes, timestamp: float) -> None:
         """The first frame of a key: store it if wanted, else count it."""
         if not (self._accept_all or key in self._wanted):
-            self._unwanted[key] = self._unwanted.get(key, 0) + 1
+            unwanted = self._unwanted
+            if key in unwanted or len(unwanted) < MAX_UNWANTED_IDS:
+                unwanted[key] = unwanted.get(key, 0) + 1
+            else:
+                self._unwanted_other += 1
             return
         minimum = self._lengths.get(key, 0)
         if len(data) < minimum:
@@ -201,7 +210,7 @@ class FrameCache:
         """A consistent-enough snapshot of the counters (read while the writer runs)."""
         by_id = {key: entry[4] for key, entry in list(self._latest.items())}
         unwanted_by_id = dict(self._unwanted)
-        unwanted = sum(unwanted_by_id.values())
+        unwanted = sum(unwanted_by_id.values()) + self._unwanted_other
         return CacheStats(
             frames=sum(by_id.values()) + unwanted,
             unwanted=unwanted,
@@ -217,6 +226,7 @@ class FrameCache:
 __all__ = [
     "EXTENDED_FLAG",
     "ID_MASK",
+    "MAX_UNWANTED_IDS",
     "CacheStats",
     "CachedFrame",
     "FrameCache",

@@ -129,3 +129,16 @@ def test_any_sequence_of_frames_keeps_the_last_two_per_key(frames: list[tuple[in
     stats = cache.stats
     assert stats.frames == len(frames)
     assert stats.unwanted == sum(1 for k, _ in frames if k not in wanted)
+
+
+def test_unwanted_id_table_is_bounded() -> None:
+    from agent.canbus.cache import MAX_UNWANTED_IDS
+
+    cache = FrameCache([0x100])
+    for key in range(0x200, 0x200 + MAX_UNWANTED_IDS + 500):
+        cache.put(key, b"", 0.0)
+    cache.put(0x200, b"", 0.0)  # an id already tracked keeps its own count
+    stats = cache.stats
+    assert len(stats.unwanted_by_id) == MAX_UNWANTED_IDS
+    assert stats.unwanted == MAX_UNWANTED_IDS + 501 == stats.frames
+    assert stats.unwanted_by_id[0x200] == 2
