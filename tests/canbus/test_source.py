@@ -492,3 +492,34 @@ def test_wrong_dlc_scenario_is_counted_short_and_decodes_what_fits() -> None:
     assert set(decoded) == {
         n for n in names if status.get_signal_by_name(n).start + status.get_signal_by_name(n).length <= 48
     }
+
+
+def test_filters_built_from_wanted_ids_match_python_can_semantics() -> None:
+    """python-can applies ``can_filters`` in software on the virtual bus: same rules as the kernel's."""
+    channel = _channel()
+    wanted = {0x100, frame_key(0x100, True), frame_key(0x18FEF1FE, True)}
+    cache = FrameCache(wanted)
+    src = CanSource(
+        {"interface": "virtual", "channel": channel, "kernel_filters": True, "poll_interval": 0.05}, cache
+    )
+    tx = can.Bus(interface="virtual", channel=channel)
+    src.start()
+    try:
+        assert _wait(lambda: src.stats.state == "up")
+        for can_id, ext in [
+            (0x100, False),
+            (0x100, True),
+            (0x18FEF1FE, True),
+            (0x101, False),
+            (0x0FEF1FE, True),
+        ]:
+            tx.send(can.Message(arbitration_id=can_id, is_extended_id=ext, data=b"\x01"))
+        tx.send(can.Message(arbitration_id=0x7FE, is_extended_id=False, data=b"\x02"))
+        tx.send(can.Message(arbitration_id=0x100, is_extended_id=False, data=b"\x03"))  # marks the end
+        assert _wait(lambda: (f := cache.get(0x100)) is not None and f.data == b"\x03")
+    finally:
+        src.stop()
+        tx.shutdown()
+    stats = cache.stats
+    assert stats.unwanted == 0  # the filters dropped 0x101, 0x0FEF1FE (29-bit) and 0x7FE
+    assert stats.by_id == {0x100: 2, frame_key(0x100, True): 1, frame_key(0x18FEF1FE, True): 1}
