@@ -708,7 +708,7 @@ class _Compiler:
                 raise self.error(f"{key}.{extra[0]}", "not allowed with const")
             return Rule(key, kind, const=self.enum_value(kind, spec["const"], f"{key}.const"))
         if "expr" in spec:
-            extra = sorted(set(spec) - {"expr", "stale", "sna"})
+            extra = sorted(set(spec) - {"expr", "stale"})
             if extra:
                 raise self.error(f"{key}.{extra[0]}", "not allowed with expr")
             if kind != "bool":
