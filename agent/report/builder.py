@@ -126,19 +126,19 @@ def _temp(v: object) -> int | Special:
 
 
 def _code(v: object, enum: type[IntEnum]) -> int | Special:
-    """A coded value: the enum member, a plain int for codes the standard does not define, or a sentinel."""
+    """A coded value: the enum member, or a sentinel (ABNORMAL for a code the standard does not define)."""
     if v is None:
         return _INV
     if isinstance(v, Special):
         return v
     if isinstance(v, enum):
         return v
-    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFD:
+    if isinstance(v, int) and not isinstance(v, bool):
         try:
             return enum(v)
         except ValueError:
-            return v
-    return _ABN
+            pass
+    return _ABN  # a code the standard does not define
 
 
 def _flag(v: object) -> bool:
@@ -270,6 +270,10 @@ def location_block(s: Snapshot, edition: Edition, options: BuildOptions) -> Loca
         lat = _coord(p.latitude, 90.0)
         if p.valid and not isinstance(lon, Special) and not isinstance(lat, Special):
             status = LocationStatus(0)
+        if isinstance(lon, float) and lon < 0:
+            status |= LocationStatus.WEST
+        if isinstance(lat, float) and lat < 0:
+            status |= LocationStatus.SOUTH
     if edition is Edition.E2025:
         return Location2025(status, options.coordinate_system, lon, lat)
     return Location(status, lon, lat)
@@ -430,10 +434,11 @@ def alarm_block(alarm: AlarmState, edition: Edition) -> Alarm | Alarm2025:
     """2016 0x07 / 2025 0x06. 2016 keeps flags 0-18 and caps the level at 3 (no level 4, no bit 23)."""
     if edition is Edition.E2025:
         flags = GeneralAlarmFlag(int(alarm.flags) & int(FLAGS_2025))
+        levels = {int(f): lv for f, lv in alarm.levels.items()}
         pairs = tuple(
-            FlagLevel(int(f).bit_length() - 1, lv)
-            for f, lv in sorted(alarm.levels.items(), key=lambda kv: int(kv[0]))
-            if f & flags
+            FlagLevel(bit, AlarmLevel(levels.get(1 << bit, alarm.max_level)))
+            for bit in range(28)
+            if flags >> bit & 1
         )
         top = max((p.level for p in pairs), default=AlarmLevel.NONE)
         return Alarm2025(

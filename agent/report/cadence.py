@@ -286,11 +286,9 @@ class ReportScheduler:
         tolerance = min(0.1 * period, 0.5 * self._interval) if self._interval > 0 else 0.0
         return _seconds(now, self._next_due) >= -max(tolerance, 1e-6)
 
-    def _mark_sent(self, now: datetime, period: float | None) -> None:
+    def _mark_sent(self, now: datetime, period: float) -> None:
         """Record a realtime send; the next one is due a period after the grid point (no drift)."""
-        if period is None:
-            self._next_due = None
-        elif self._next_due is None or self._due_period != period or _seconds(now, self._next_due) >= period:
+        if self._next_due is None or self._due_period != period or _seconds(now, self._next_due) >= period:
             self._next_due = now + timedelta(seconds=period)
         else:
             self._next_due += timedelta(seconds=period)

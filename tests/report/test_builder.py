@@ -319,7 +319,7 @@ def test_more_than_200_cells_split_by_codec() -> None:
 def test_location_fix_last_known_and_none() -> None:
     west = snapshot(position=Position(-33.868820, -151.209296))
     loc = block(build_report(west, ALARM, E16), Location)
-    assert loc == Location(LocationStatus(0), -151.209296, -33.86882)
+    assert loc == Location(LocationStatus.SOUTH | LocationStatus.WEST, -151.209296, -33.86882)
     back = block(roundtrip(build_report(west, ALARM, E16), E16), Location)
     assert back.status == LocationStatus.SOUTH | LocationStatus.WEST and back.longitude == -151.209296
     lost = snapshot(position=Position(30.1, 120.2, valid=False))
