@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.canbus.mapping import CompiledMapping, load_mapping
 from agent.canbus.sampler import Sampler
@@ -174,3 +176,33 @@ def test_rotating_fault_codes_are_collected(mapping: CompiledMapping) -> None:
     f.put("BMS_Faults", t + 0.3, BMS_FaultCodeCount=1, BMS_FaultCodeIndex=0, BMS_FaultCode=0x4004)
     assert f.sample(t + 0.3).fault_codes["ress"] == (0x4004,)
     assert f.sample(t + 5.0).fault_codes["ress"] == ()
+
+
+OUR_MAPPING = ROOT / "dbc" / "tbox_ev.toml"
+_FUZZ_MAPPING = load_mapping(OUR_MAPPING)
+_VALUE_TYPES = (float, int, bool, Special, type(None))
+
+
+@settings(max_examples=150)
+@given(
+    frames=st.lists(
+        st.tuples(
+            st.sampled_from(sorted(_FUZZ_MAPPING.wanted_ids)),
+            st.binary(min_size=0, max_size=8),
+            st.floats(min_value=0.0, max_value=2.0),
+        ),
+        max_size=60,
+    ),
+    now=st.floats(min_value=0.0, max_value=3.0),
+)
+def test_garbage_frames_never_crash_the_sampler(frames: list[tuple[int, bytes, float]], now: float) -> None:
+    cache = _FUZZ_MAPPING.new_cache()
+    sampler = Sampler(_FUZZ_MAPPING, cache)
+    for key, data, t in sorted(frames, key=lambda f: f[2]):
+        cache.put(key, data, t)
+    snap = sampler.sample(now)
+    for value in (*snap.vehicle.values(), *snap.extremes.values(), *snap.faults.values()):
+        assert isinstance(value, _VALUE_TYPES) or hasattr(value, "name")
+    for sub in snap.subsystems:
+        assert all(isinstance(c, float | int | Special) for c in (*sub.cell_voltages, *sub.temperatures))
+    assert all(isinstance(c, int) for codes in snap.fault_codes.values() for c in codes)

@@ -272,3 +272,25 @@ def test_bad_crc_invalidates_that_message_only_while_bad(mapping: CompiledMappin
                     assert not isinstance(snap.vehicle["soc"], Special)  # BMS_Status is fine
     assert bad_hits > 50 and good_hits > 400
     assert sampler.counters["BMS_PackStatus"]["check"] >= bad_hits
+
+
+def test_bad_counter_invalidates_the_motor_frame(mapping: CompiledMapping) -> None:
+    # MCU1_Status's counter jumps by 2 on every 5th frame: those frames fail the check
+    cache = mapping.new_cache()
+    sampler = Sampler(mapping, cache)
+    bad = good = 0
+    for w in simulate_windows(profile="wltc3", seed=1, seconds=40.0, scenario="bad-counter"):
+        for t, can_id, data in w.frames:
+            if can_id < 0:
+                continue
+            cache.put(can_id, data, t)
+            if can_id == 0x0A0 and 31.0 < t < 39.0:
+                snap = sampler.sample(t)
+                motor1 = snap.motors[0].values
+                if motor1["speed"] is INVALID:
+                    bad += 1
+                    assert motor1["torque"] is INVALID and motor1["state"] is INVALID
+                    assert not isinstance(motor1["controller_voltage"], Special)  # MCU1_Electrical is fine
+                else:
+                    good += 1
+    assert 100 < bad < good  # every 5th frame of 800
