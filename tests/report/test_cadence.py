@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.errors import ConfigError
 from agent.protocol.model import AlarmLevel, ChargingState, Command, Edition, GeneralAlarmFlag, VehicleState
@@ -225,3 +227,40 @@ def test_config_validation() -> None:
         ReportingConfig(hv_off_report_s=4000)
     with pytest.raises(ConfigError):
         ReportScheduler(ReportingConfig(normal_period_s=45), E25)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sampled_from([E16, E25]),
+    st.lists(st.tuples(st.integers(0, 3), st.integers(1, 40)), min_size=1, max_size=12),
+    st.lists(st.booleans(), min_size=1, max_size=6),
+)
+def test_stream_invariants(edition: Edition, episodes: list[tuple[int, int]], power: list[bool]) -> None:
+    """Random alarm levels and power states: every sample leaves at most once, realtime records come in
+    time order, reissues lie in the 30 s before a fault point, level ≥ 3 is reported every second."""
+    levels: list[int] = [lv for lv, n in episodes for _ in range(n)]
+    total = len(levels)
+    fault: float | None = None
+    alarms: list[AlarmState] = []
+    for t, lv in enumerate(levels):
+        fault = (fault if fault is not None else float(t)) if lv >= 3 else None
+        alarms.append(level(lv, fault))
+    on = [power[(t * len(power)) // total] for t in range(total)]
+    out = run(
+        ReportScheduler(ReportingConfig(), edition),
+        range(total),
+        lambda t: snap(t, on=on[int(t)]),
+        lambda t: alarms[int(t)],
+    )
+    times = secs(out)
+    assert len(times) == len(set(times))
+    rt = secs(out, Command.REALTIME)
+    assert rt == sorted(rt)
+    faults = {(a.fault_point - T0).total_seconds() for a in alarms if a.fault_point is not None}
+    for o in out:
+        if o.command == Command.REISSUE:
+            t = (o.time - T0).total_seconds()
+            assert any(f - 30 <= t < f for f in faults)
+    for t, lv in enumerate(levels):
+        if lv >= 3:
+            assert float(t) in rt
