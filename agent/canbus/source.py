@@ -32,7 +32,7 @@ import can
 from can.io.blf import BLFParseError
 
 from agent.canbus.cache import EXTENDED_FLAG, FrameCache, split_key
-from agent.errors import ConfigError
+from agent.errors import ConfigError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "backoff_initial": 0.5,
     "backoff_max": 30.0,
     "backoff_factor": 2.0,
+    "bus_off_reopen": 5.0,
     "options": {},
 }
 
@@ -67,7 +68,7 @@ DEFAULTS: dict[str, Any] = {
 class SourceStats:
     """What the source has seen (frames themselves are counted by the cache)."""
 
-    state: str = "stopped"  # stopped | opening | up | down
+    state: str = "stopped"  # stopped | opening | up | bus-off | down
     opens: int = 0
     open_failures: int = 0
     lost: int = 0
@@ -95,6 +96,7 @@ class CanConfig:
     backoff_initial: float
     backoff_max: float
     backoff_factor: float
+    bus_off_reopen: float
     options: Mapping[str, Any]
 
     @classmethod
@@ -131,7 +133,7 @@ class CanConfig:
         if values["kernel_filters"] not in (True, False, "auto"):
             raise bad("kernel_filters", 'must be true, false or "auto"')
         floats = {}
-        for key in ("poll_interval", "backoff_initial", "backoff_max", "backoff_factor"):
+        for key in ("poll_interval", "backoff_initial", "backoff_max", "backoff_factor", "bus_off_reopen"):
             v = values[key]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
                 raise bad(key, "must be a positive number")
@@ -274,7 +276,7 @@ class CanSource:
                 continue
             try:
                 self._pump(bus)
-            except (can.CanError, OSError, ValueError) as exc:
+            except (can.CanError, OSError, ValueError, TransportError) as exc:
                 self._lost(exc)
             except Exception as exc:  # a faulty interface driver must not kill the reader: count, reopen
                 log.debug("unexpected error from the CAN interface", exc_info=True)
@@ -294,7 +296,8 @@ class CanSource:
             if msg is None:
                 continue
             if msg.is_error_frame:
-                self._error_frame(msg)
+                if self._error_frame(msg):
+                    self._recover(bus)
             elif msg.is_remote_frame:
                 self.stats.remote_frames += 1
                 self.cache.put_remote(msg.arbitration_id)
@@ -304,17 +307,46 @@ class CanSource:
             else:
                 put(msg.arbitration_id, bytes(msg.data), msg.timestamp)
 
-    def _error_frame(self, msg: can.Message) -> None:
+    def _error_frame(self, msg: can.Message) -> bool:
+        """Count an error frame; True if it reports bus-off."""
         self.stats.error_frames += 1
         self.cache.put_error(msg.timestamp)
         if msg.arbitration_id & CAN_ERR_BUSOFF:
             self.stats.bus_off += 1
             self._once("bus-off", logging.WARNING, "CAN controller reports bus-off")
-        elif msg.arbitration_id & CAN_ERR_RESTARTED:
+            return True
+        if msg.arbitration_id & CAN_ERR_RESTARTED:
             self.stats.restarted += 1
             self._once("restarted", logging.INFO, "CAN controller restarted after bus-off")
         else:
             self._once("error-frame", logging.WARNING, "error frames on the bus (counted in stats)")
+        return False
+
+    def _recover(self, bus: can.BusABC) -> None:
+        """After a bus-off: wait for a data frame (the controller restarted by itself, e.g. SocketCAN
+        ``restart-ms``); none within ``bus_off_reopen`` s → ``TransportError`` (the bus is reopened,
+        which re-initialises adapters such as slcan or PCAN)."""
+        self.stats.state = "bus-off"
+        deadline = self._clock() + self.config.bus_off_reopen
+        stopped = self._stop.is_set
+        while not stopped():
+            msg = bus.recv(self.config.poll_interval)
+            if msg is None:
+                if self._clock() >= deadline:
+                    raise TransportError(f"bus-off, no frame for {self.config.bus_off_reopen:g} s")
+                continue
+            if msg.is_error_frame:
+                self._error_frame(msg)
+            elif msg.is_remote_frame:
+                self.stats.remote_frames += 1
+                self.cache.put_remote(msg.arbitration_id)
+            else:
+                key = msg.arbitration_id | EXTENDED_FLAG if msg.is_extended_id else msg.arbitration_id
+                self.cache.put(key, bytes(msg.data), msg.timestamp)
+                self.stats.state = "up"
+                return
+            if self._clock() >= deadline:
+                raise TransportError(f"bus-off, no data frame for {self.config.bus_off_reopen:g} s")
 
     def _open(self) -> can.BusABC | None:
         self.stats.state = "opening"

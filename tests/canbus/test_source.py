@@ -523,3 +523,77 @@ def test_filters_built_from_wanted_ids_match_python_can_semantics() -> None:
     stats = cache.stats
     assert stats.unwanted == 0  # the filters dropped 0x101, 0x0FEF1FE (29-bit) and 0x7FE
     assert stats.by_id == {0x100: 2, frame_key(0x100, True): 1, frame_key(0x18FEF1FE, True): 1}
+
+
+class ScriptBus(FlakyBus):
+    """Like FlakyBus, but a ``None`` in the script is a receive timeout."""
+
+    def recv(self, timeout: float | None = None) -> can.Message | None:
+        if self.frames:
+            return self.frames.pop(0)
+        raise self.fail_with
+
+
+def _bus_off() -> can.Message:
+    return can.Message(is_error_frame=True, arbitration_id=CAN_ERR_BUSOFF, dlc=8, data=bytes(8), check=False)
+
+
+def _data(value: int) -> can.Message:
+    return can.Message(arbitration_id=0x100, data=bytes([value]), is_extended_id=False)
+
+
+def test_bus_off_then_frames_again_needs_no_reopen() -> None:
+    cache = FrameCache({0x100})
+    bus = ScriptBus([_data(1), _bus_off(), None, _data(2), _data(3)], can.CanOperationError("end"))
+    states: list[str] = []
+    src: CanSource
+
+    def sleep(delay: float) -> None:
+        src._stop.set()
+
+    src = CanSource(
+        {"interface": "virtual"}, cache, bus_factory=lambda **_: bus, sleep=sleep, clock=lambda: 0.0
+    )
+    real_put = cache.put
+
+    def spy(key: int, data: bytes, ts: float) -> None:
+        states.append(src.stats.state)
+        real_put(key, data, ts)
+
+    cache.put = spy  # type: ignore[method-assign]
+    src.run()
+    assert src.stats.bus_off == 1 and src.stats.opens == 1 and src.stats.lost == 1  # lost = end of script
+    assert states == ["up", "bus-off", "up"]  # frame 2 arrived while recovering, frame 3 in the normal loop
+    frame = cache.get(0x100)
+    assert frame is not None and frame.data == b"\x03" and frame.count == 3
+
+
+def test_bus_off_without_frames_reopens_the_bus(caplog: pytest.LogCaptureFixture) -> None:
+    cache = FrameCache({0x100})
+    first = ScriptBus([_bus_off(), None, None, None, _data(9)], can.CanOperationError("end"))
+    buses = [first, ScriptBus([_data(7)], can.CanOperationError("end"))]
+    now = [0.0]
+    src: CanSource
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    def sleep(delay: float) -> None:
+        if not buses:
+            src._stop.set()
+
+    src = CanSource(
+        {"interface": "pcan", "bus_off_reopen": 2.0},
+        cache,
+        bus_factory=lambda **_: buses.pop(0),
+        sleep=sleep,
+        clock=clock,
+    )
+    with caplog.at_level(logging.WARNING, logger="agent.canbus.source"):
+        src.run()
+    assert src.stats.bus_off == 1 and src.stats.opens == 2 and src.stats.lost == 2
+    assert first.closed and len(first.frames) == 2  # gave up after 2 s without frames, data(9) unread
+    assert any("bus-off, no frame for 2 s" in r.getMessage() for r in caplog.records)
+    frame = cache.get(0x100)
+    assert frame is not None and frame.data == b"\x07"
