@@ -754,7 +754,7 @@ class _Compiler:
                 raw = names[name]
             else:
                 try:
-                    raw = int(name, 0)
+                    raw = _int_literal(name)
                 except ValueError:
                     valid = ", ".join(sorted(names)) or "none (use raw numbers)"
                     raise self.error(
@@ -775,7 +775,7 @@ class _Compiler:
                     raise self.error(key, f"cannot parse {part.strip()!r}: write Signal [& mask] [op value]")
                 inp = self.input(m["sig"], key, stale=stale)
                 _, sig = self.find_signal(m["sig"], key)
-                mask = int(m["mask"], 0) if m["mask"] else None
+                mask = _int_literal(m["mask"]) if m["mask"] else None
                 rhs, on_raw = 0.0, mask is not None
                 if m["rhs"] is not None:
                     if m["rhs"][0] in "\"'":
@@ -789,9 +789,7 @@ class _Compiler:
                         rhs, on_raw = float(choices[label]), True
                     else:
                         lit = m["rhs"]
-                        rhs = (
-                            float(int(lit, 0)) if re.fullmatch(r"[-+]?0[xX][0-9a-fA-F]+", lit) else float(lit)
-                        )
+                        rhs = float(_int_literal(lit)) if re.search(r"0[xX]", lit) else float(lit)
                 atoms.append(Atom(inp, mask, m["op"], rhs, on_raw))
             terms.append(tuple(atoms))
         return Expr(text, tuple(terms))
@@ -1096,6 +1094,17 @@ class _Compiler:
             len(mapping.wanted_ids),
         )
         return mapping
+
+
+def _int_literal(text: str) -> int:
+    """An integer written in decimal (leading zeros allowed), 0x hex or 0b binary, with a sign."""
+    body = text.strip().lstrip("+-").lower()
+    sign = -1 if text.strip().startswith("-") else 1
+    if body.startswith("0x"):
+        return sign * int(body[2:], 16)
+    if body.startswith("0b"):
+        return sign * int(body[2:], 2)
+    return sign * int(body, 10)
 
 
 def _min_length(signals: Iterable[Any], dlc: int) -> int:

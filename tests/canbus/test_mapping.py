@@ -219,3 +219,9 @@ def test_staleness(tmp_path: Path) -> None:
     assert soc is not None and soc.stale == pytest.approx(0.5)  # 5 x 100 ms
     assert speed is not None and speed.stale == 2.5
     assert mapping.subsystems[0].cells.inputs[0].stale == pytest.approx(5 * 0.010 * 32)  # 32 pages
+
+
+def test_integer_literals(tmp_path: Path) -> None:
+    body = "[faults]\nbrake_system = 'BMS_FaultCode & 010 == 0x08 or BMS_FaultCode & 0b100'\n"
+    (term1, term2) = compile_text(tmp_path, body).faults[0].expr.terms  # type: ignore[union-attr]
+    assert term1[0].mask == 10 and term1[0].value == 8.0 and term2[0].mask == 4
