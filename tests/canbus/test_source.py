@@ -597,3 +597,23 @@ def test_bus_off_without_frames_reopens_the_bus(caplog: pytest.LogCaptureFixture
     assert any("bus-off, no frame for 2 s" in r.getMessage() for r in caplog.records)
     frame = cache.get(0x100)
     assert frame is not None and frame.data == b"\x07"
+
+
+def test_each_kind_of_trouble_is_logged_once_not_per_frame(caplog: pytest.LogCaptureFixture) -> None:
+    error = can.Message(is_error_frame=True, arbitration_id=0x004, dlc=8, data=bytes(8), check=False)
+    remote = can.Message(arbitration_id=0x100, is_remote_frame=True, dlc=8, is_extended_id=False)
+    script: list[can.Message | None] = [error, remote, _data(1)] * 200
+    bus = ScriptBus(script, can.CanOperationError("end"))
+    src: CanSource
+
+    def sleep(delay: float) -> None:
+        src._stop.set()
+
+    src = CanSource({"interface": "virtual"}, FrameCache({0x100}), bus_factory=lambda **_: bus, sleep=sleep)
+    with caplog.at_level(logging.INFO, logger="agent.canbus.source"):
+        src.run()
+    assert src.stats.error_frames == 200 and src.stats.remote_frames == 200
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("error frames on the bus" in m for m in messages) == 1
+    assert sum("remote (RTR) frames" in m for m in messages) == 1
+    assert len(messages) == 3  # error frames, remote frames, the end of the script
