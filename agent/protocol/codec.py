@@ -793,6 +793,12 @@ def _enc_count(items: object, width: str, field: str, limit: int | None = None) 
     return (_U8 if width == "B" else _U16).pack(n), items
 
 
+def _strict_count(items: object, lo: int, hi: int, field: str) -> None:
+    """Strict mode: a list's length must lie in the count range the table documents."""
+    if isinstance(items, (tuple, list)) and not lo <= len(items) <= hi:
+        raise ProtocolError(f"{len(items)} entries outside the documented range {lo}..{hi}", None, field)
+
+
 def _dec_millivolts(data: bytes, off: int, n: int) -> tuple[float | Special, ...]:
     dec = _MV_DEC or _millivolt_tables()[0]
     st = _ARR_H.get(n) or _array("H", n)
@@ -905,6 +911,8 @@ def _motors_codec(rec: _Record, cls: type, count_sentinel: bool) -> tuple[_Dec, 
 
     def enc(block: Any, opts: CodecOptions, field: str) -> bytes:
         head, motors = _enc_count(block.motors, "B", field + ".motors", None if count_sentinel else 255)
+        if opts.strict:
+            _strict_count(motors, 1, 253, field + ".motors")  # §5.3 / 2025 Table 15: 1-253
         return head + _pack_items(rec, motors, field + ".motors", opts.strict)
 
     return dec, enc
@@ -1075,6 +1083,8 @@ def _alarm_codec(e25: bool) -> tuple[_Dec, _Enc]:
         parts = [_ALARM_HEAD.pack(level, flags)]
         for group in _FAULT_GROUPS:
             head, codes = _enc_count(getattr(block, group), "B", f"{field}.{group}")
+            if strict:
+                _strict_count(codes, 0, 253 if e25 else 252, f"{field}.{group}")  # §5.8 / 2025 Table 23
             parts.append(head)
             if codes:
                 try:
@@ -1083,6 +1093,8 @@ def _alarm_codec(e25: bool) -> tuple[_Dec, _Enc]:
                     raise ProtocolError("fault codes must be DWORDs", None, f"{field}.{group}") from None
         if e25:
             head, pairs = _enc_count(getattr(block, "flag_levels", ()), "B", field + ".flag_levels")
+            if strict:
+                _strict_count(pairs, 0, 253, field + ".flag_levels")
             parts.append(head)
             out = bytearray()
             for i, item in enumerate(pairs):

@@ -43,6 +43,8 @@ from agent.protocol.codec import (
 from agent.protocol.errors import ProtocolError
 from agent.protocol.model import (
     Activation,
+    Alarm,
+    AlarmLevel,
     CustomBlock,
     DriveMotor,
     DriveMotor2025,
@@ -961,3 +963,20 @@ def test_location_hemisphere_follows_the_sign_of_the_value() -> None:
             raw_block = bytes([5, status]) + struct.pack(">II", lon, lat)
             blocks, _ = decode_info_blocks(E16, raw_block, 0)
             assert encode_info_blocks(E16, blocks) == raw_block
+def test_strict_counts_follow_the_tables() -> None:
+    """Strict encoding rejects counts outside the documented ranges (§5.3 motors 1-253, §5.8 2016
+    fault counts 0-252, 2025 §3.6 counts 0-253)."""
+    strict = CodecOptions(strict=True)
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E16, [DriveMotors(())], options=strict)
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E25, [DriveMotors2025(())], options=strict)
+    m = DriveMotor(1, MotorState.OFF, 20, 0, 0.0, 20, 300.0, 0.0)
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E16, [DriveMotors((m,) * 254)], options=strict)
+    encode_info_blocks(E16, [DriveMotors((m,) * 253)], options=strict)
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E16, [Alarm(AlarmLevel.NONE, GeneralAlarmFlag(0), (1,) * 253)], options=strict)
+    encode_info_blocks(E16, [Alarm(AlarmLevel.NONE, GeneralAlarmFlag(0), (1,) * 252)], options=strict)
+    # non-strict keeps the wire's count as it is (decoded frames re-encode exactly)
+    assert len(encode_info_blocks(E16, [DriveMotors(())])) == 2
