@@ -373,13 +373,20 @@ class AlarmEngine:
         return m
 
     def _charging(self, s: Snapshot, current: float | Special | None) -> bool | None:
-        """True when charging current flows into the pack (None: unknown)."""
-        if isinstance(current, float):
-            return current <= -self.config.charge_current
+        """True when the vehicle charges (``charging_state``) and charging current flows into the pack
+        (None: unknown). Without a charging state the current alone decides (regeneration counts)."""
         state = s.value("charging_state")
-        if state is None or isinstance(state, Special):
+        flowing = current <= -self.config.charge_current if isinstance(current, float) else None
+        if state is None:
+            return flowing
+        if isinstance(state, Special):
             return None
-        return state in (ChargingState.PARKED_CHARGING, ChargingState.DRIVING_CHARGING)
+        plugged = state in (ChargingState.PARKED_CHARGING, ChargingState.DRIVING_CHARGING)
+        if not plugged:
+            return False
+        if isinstance(current, Special):
+            return None  # stale current: unknown
+        return flowing is not False  # unmapped current: the charging state decides
 
     @staticmethod
     def _high_soc(soc: float | Special | None, charging: bool | None) -> _Reading:
