@@ -567,9 +567,7 @@ class _Compiler:
             pages = max(1, len(ids))
         return max(self.stale_min, float(self.stale_cycles * cycle / 1000.0 * pages))
 
-    def input(
-        self, name: Any, key: str, *, sna: Any = None, stale: Any = None, numeric: bool = False
-    ) -> Input:
+    def input(self, name: Any, key: str, *, sna: Any = None, stale: Any = None) -> Input:
         """Register a signal read: its group (message, mux page) and SNA raws."""
         message, sig = self.find_signal(name, key)
         if sig.is_multiplexer and message.is_multiplexed():
@@ -594,8 +592,9 @@ class _Compiler:
                 selector = _mux_selector(message)
                 if selector is not None:
                     self.mux[cache_key(message)] = selector
+        base = re.sub(r"\.(signal|pattern|signals\[\d+\]|count|index|expr)$", "", key)
         stale_s = (
-            self.number(stale, f"{key}.stale", positive=True)
+            self.number(stale, f"{base}.stale", positive=True)
             if stale is not None
             else self.staleness(message)
         )
@@ -608,7 +607,7 @@ class _Compiler:
             signal=sig.name,
             dbc_scale=float(sig.scale),
             dbc_offset=float(sig.offset),
-            sna=self.sna(sig, sna, key),
+            sna=self.sna(sig, sna, base),
             stale=stale_s,
             choices=choices,
         )
@@ -729,8 +728,11 @@ class _Compiler:
         elif "unmapped" in spec:
             raise self.error(f"{key}.unmapped", "only with map")
         if kind in ENUMS or kind == "bool" or table is not None:
-            if ("scale" in spec or "offset" in spec) and table is not None:
-                raise self.error(f"{key}.scale", "scale/offset do not apply to mapped values")
+            if "scale" in spec or "offset" in spec:
+                raise self.error(
+                    f"{key}.{'scale' if 'scale' in spec else 'offset'}",
+                    "scale/offset do not apply to enum, bool or mapped values",
+                )
         else:
             self.unit_check(key, sig.unit or "", spec, kind, scale)
         return Rule(

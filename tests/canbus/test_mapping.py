@@ -225,3 +225,10 @@ def test_integer_literals(tmp_path: Path) -> None:
     body = "[faults]\nbrake_system = 'BMS_FaultCode & 010 == 0x08 or BMS_FaultCode & 0b100'\n"
     (term1, term2) = compile_text(tmp_path, body).faults[0].expr.terms  # type: ignore[union-attr]
     assert term1[0].mask == 10 and term1[0].value == 8.0 and term2[0].mask == 4
+
+
+def test_option_errors_name_the_option(tmp_path: Path) -> None:
+    assert "vehicle.soc.sna:" in error_of(tmp_path, '[vehicle]\nsoc = { signal = "BMS_SOC", sna = "none" }\n')
+    assert "vehicle.soc.stale:" in error_of(tmp_path, '[vehicle]\nsoc = { signal = "BMS_SOC", stale = -1 }\n')
+    text = error_of(tmp_path, '[vehicle]\ngear = { signal = "VCU_Gear", scale = 2 }\n')
+    assert "vehicle.gear.scale" in text and "do not apply" in text
