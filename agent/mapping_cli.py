@@ -409,6 +409,48 @@ def _motors(sigs: list[_Sig], draft: _Draft) -> None:
             draft.missing.pop(section, None)
 
 
+_HI, _LO = r"max|high|highest|hi(?!l)|hoechst", r"min|low|lowest|lo(?!ad|ck)|niedrig"
+_IDX = r"idx|index|_no|num|_nr|_id|pos|nummer"
+_EXTREMES: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "max_cell_voltage": ("V", (_HI, r"cell|zell")),
+    "max_cell_voltage_index": (None, (_HI, r"cell|zell", _IDX)),
+    "min_cell_voltage": ("V", (_LO, r"cell|zell")),
+    "min_cell_voltage_index": (None, (_LO, r"cell|zell", _IDX)),
+    "max_temperature": ("°C", (_HI, r"temp|_t_|_t$")),
+    "max_temperature_index": (None, (_HI, r"temp|_t_|probe|sens", _IDX)),
+    "min_temperature": ("°C", (_LO, r"temp|_t_|_t$")),
+    "min_temperature_index": (None, (_LO, r"temp|_t_|probe|sens", _IDX)),
+}
+
+
+def _extremes(sigs: list[_Sig], draft: _Draft) -> None:
+    """BMS-reported extremes (optional: the report builder computes them from the cells otherwise)."""
+    for fname, (dim, must) in _EXTREMES.items():
+        cands = [
+            (0, s)
+            for s in sigs
+            if s.name not in draft.used
+            and s.dim == dim
+            and not s.signal.multiplexer_ids
+            and all(re.search(rx, s.low) for rx in must)
+            and not re.search(r"limit|lim_|avg|mean|motor|mcu|inv|dcdc|charg", s.low)
+            and (dim is not None or not re.search(r"volt|_v$|_v_", s.low) or "index" in fname)
+        ]
+        if dim is None:
+            cands = [c for c in cands if int(c[1].signal.length) <= 16 and not c[1].signal.is_float]
+        else:
+            cands = [c for c in cands if not re.search(_IDX, c[1].low)]
+        best = _best(cands)
+        if best is None:
+            draft.missing.setdefault("extremes", []).append(fname)
+            continue
+        draft.used.add(best.name)
+        draft.entries.append(_Entry("extremes", fname, _signal_entry(best)))
+        if dim is not None:
+            sub = fname + "_subsystem"
+            draft.entries.append(_Entry("extremes", sub, "{ const = 1 }", "one subsystem: check"))
+
+
 def _faults(sigs: list[_Sig], draft: _Draft) -> None:
     flags = [s for s in sigs if s.is_flag and s.name not in draft.used]
     for fname, rx in _FAULTS.items():
@@ -458,8 +500,6 @@ def _checks(db: Any) -> list[str]:
 
 
 def _render(dbc_names: list[str], draft: _Draft, disabled: dict[int, str], checks: list[str]) -> str:
-    from agent.report.snapshot import EXTREME_FIELDS
-
     out = [
         "# Starting mapping written by `tbox mapping scaffold` (docs/mapping.md). REVIEW EVERY LINE:",
         "# units and scales were matched by name, enum maps by value names, signs are not known.",
@@ -478,7 +518,7 @@ def _render(dbc_names: list[str], draft: _Draft, disabled: dict[int, str], check
     for i, e in enumerate(draft.entries):
         sections.setdefault(e.section, []).append((i, e))
     motors = sorted(s for s in sections if s.startswith("motors."))
-    order = ["vehicle", *motors, "battery", "faults", "fault_codes"]
+    order = ["vehicle", *motors, "battery", "extremes", "faults", "fault_codes"]
     for name in order + sorted(s for s in draft.missing if s not in order):
         items = sections.get(name, [])
         missing = draft.missing.get(name, [])
@@ -499,8 +539,6 @@ def _render(dbc_names: list[str], draft: _Draft, disabled: dict[int, str], check
         for fname in missing:
             out.append(f"# {fname} = ?   # no match")
         out.append("")
-    out.append("# [extremes]  (optional; computed from the cells when absent): " + ", ".join(EXTREME_FIELDS))
-    out.append("")
     out.extend(checks)
     return "\n".join(out).rstrip() + "\n"
 
@@ -523,6 +561,7 @@ def scaffold(dbc_paths: Sequence[Path], out: Path | None = None) -> tuple[str, s
     _arrays(sigs, draft)
     _scalars(sigs, draft)
     _motors(sigs, draft)
+    _extremes(sigs, draft)
     _faults(sigs, draft)
     checks = _checks(db)
     disabled: dict[int, str] = {}

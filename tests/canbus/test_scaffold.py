@@ -58,6 +58,9 @@ def test_scaffold_of_our_dbc_loads_and_finds_the_main_fields(tmp_path: Path) -> 
         == "BMS_FltCellOverVoltage"
     )  # type: ignore[union-attr]
     assert len(mapping.subsystems[0].cells.inputs) == 96
+    extremes = {r.key: r for r in mapping.extremes}
+    assert extremes["extremes.min_temperature_index"].input.signal == "BMS_MinTempIdx"  # type: ignore[union-attr]
+    assert extremes["extremes.max_cell_voltage_subsystem"].const == 1
     # the fields it could not match are listed as comments
     assert "# hv_on = ?   # no match" in text
     assert "# [checks.BMS_PackStatus]" in text
