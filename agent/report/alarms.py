@@ -77,7 +77,11 @@ class Debounce:
 
 @dataclass(frozen=True)
 class Rule:
-    """The alarm rule of one general flag. ``thresholds`` empty = ECU fault input only."""
+    """The alarm rule of one general flag. ``thresholds`` empty = ECU fault input only.
+
+    ``fault_level``: the level an ECU fault input raises (default: the rule's lowest threshold level, 2; an
+    ECU bit says the condition exists, not how severe it is — the measured thresholds escalate).
+    """
 
     thresholds: tuple[Threshold, ...] = ()
     debounce: Debounce = field(default_factory=Debounce)
@@ -190,17 +194,17 @@ _QUICK: Final = Debounce(set_samples=1, clear_samples=3)
 #: NMC defaults; the values and their sources are documented in docs/alarms.md
 _NMC: Final[dict[GeneralAlarmFlag, Rule]] = {
     F.TEMPERATURE_DIFFERENCE: Rule((_t(L2, 8, 6), _t(L3, 15, 12))),
-    F.BATTERY_HIGH_TEMPERATURE: Rule((_t(L2, 55, 50), _t(L3, 60, 55)), fault_level=L3),
-    F.STORAGE_OVERVOLTAGE: Rule((_t(L2, 4.23, 4.21), _t(L3, 4.25, 4.22)), fault_level=L3),
+    F.BATTERY_HIGH_TEMPERATURE: Rule((_t(L2, 55, 50), _t(L3, 60, 55))),
+    F.STORAGE_OVERVOLTAGE: Rule((_t(L2, 4.23, 4.21), _t(L3, 4.25, 4.22))),
     F.STORAGE_UNDERVOLTAGE: Rule((_t(L2, 3.00, 3.10), _t(L3, 2.50, 2.70))),
     F.LOW_SOC: Rule((_t(L1, 10, 12), _t(L2, 5, 7)), fault_level=L1),
-    F.CELL_OVERVOLTAGE: Rule((_t(L2, 4.25, 4.22), _t(L3, 4.35, 4.30)), fault_level=L3),
+    F.CELL_OVERVOLTAGE: Rule((_t(L2, 4.25, 4.22), _t(L3, 4.35, 4.30))),
     F.CELL_UNDERVOLTAGE: Rule((_t(L2, 2.80, 2.95), _t(L3, 2.50, 2.70))),
     F.HIGH_SOC: Rule((_t(L1, 1, 0.5),), fault_level=L1),
     F.SOC_JUMP: Rule((_t(L2, 5, 5),), debounce=Debounce(set_samples=1, clear_samples=1)),
     F.STORAGE_MISMATCH: _fault_only(L2),
     F.CELL_POOR_CONSISTENCY: Rule((_t(L1, 0.30, 0.25), _t(L2, 0.50, 0.45)), fault_level=L1),
-    F.INSULATION: Rule((_t(L2, 500, 550), _t(L3, 100, 120)), fault_level=L3),
+    F.INSULATION: Rule((_t(L2, 500, 550), _t(L3, 100, 120))),
     F.DCDC_TEMPERATURE: Rule((_t(L1, 80, 75), _t(L2, 85, 80))),
     F.BRAKE_SYSTEM: _fault_only(L2),
     F.DCDC_STATE: Rule((_t(L2, 1, 0.5),)),
@@ -223,9 +227,9 @@ _NMC: Final[dict[GeneralAlarmFlag, Rule]] = {
 
 _LFP: Final[dict[GeneralAlarmFlag, Rule]] = {
     **_NMC,
-    F.STORAGE_OVERVOLTAGE: Rule((_t(L2, 3.65, 3.60), _t(L3, 3.70, 3.65)), fault_level=L3),
+    F.STORAGE_OVERVOLTAGE: Rule((_t(L2, 3.65, 3.60), _t(L3, 3.70, 3.65))),
     F.STORAGE_UNDERVOLTAGE: Rule((_t(L2, 2.70, 2.85), _t(L3, 2.30, 2.50))),
-    F.CELL_OVERVOLTAGE: Rule((_t(L2, 3.70, 3.65), _t(L3, 3.80, 3.75)), fault_level=L3),
+    F.CELL_OVERVOLTAGE: Rule((_t(L2, 3.70, 3.65), _t(L3, 3.80, 3.75))),
     F.CELL_UNDERVOLTAGE: Rule((_t(L2, 2.50, 2.70), _t(L3, 2.00, 2.30))),
     F.CELL_POOR_CONSISTENCY: Rule((_t(L1, 0.20, 0.15), _t(L2, 0.40, 0.35)), fault_level=L1),
 }
