@@ -144,7 +144,10 @@ def test_driving_matches_ground_truth(mapping: CompiledMapping) -> None:
         moving += st.speed_kmh > 1
         assert v["gear"] is _GEAR[st.gear]
         assert v["vehicle_state"] is (VehicleState.STARTED if st.key_on else VehicleState.STOPPED)
-        assert v["charging_state"] in (ChargingState.NOT_CHARGING, ChargingState.DRIVING_CHARGING)
+        regen = st.key_on and st.pack_current_a < 0 and st.speed_kmh > 0.5
+        assert v["charging_state"] is (
+            ChargingState.DRIVING_CHARGING if regen else ChargingState.NOT_CHARGING
+        )
         assert v["running_mode"].name == "ELECTRIC"
         pack = s.state(0x120)
         assert close(v["total_voltage"], pack.pack_voltage_v, 0.1)
@@ -207,10 +210,13 @@ def test_one_motor_vehicle_leaves_motor_2_out(mapping: CompiledMapping) -> None:
     assert last.snap.faults["motor_temperature"] is False
 
 
-def test_ac_charging(mapping: CompiledMapping) -> None:
-    last = list(run(mapping, 10.0, profile="ac-charge"))[-1]
+@pytest.mark.parametrize("profile", ["ac-charge", "dc-charge"])
+def test_charging(mapping: CompiledMapping, profile: str) -> None:
+    last = list(run(mapping, 10.0, profile=profile))[-1]
     st = last.state(0x100)
-    assert st.charge_mode in (ChargeMode.AC, ChargeMode.COMPLETE)
+    assert st.charge_mode in (ChargeMode.AC, ChargeMode.DC)
+    assert last.snap.vehicle["vehicle_state"] is VehicleState.STOPPED
+    assert close(last.snap.vehicle["total_current"], last.state(0x120).pack_current_a, 0.05)
     assert last.snap.vehicle["charging_state"] is ChargingState.PARKED_CHARGING
     assert last.snap.vehicle["total_current"] < 0
     # key off: the motor controllers sleep; motor 1 is mapped (invalid), the optional motor 2 left out
