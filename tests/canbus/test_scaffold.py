@@ -105,3 +105,24 @@ def test_scaffold_to_stdout_and_refuses_to_overwrite(
     out.write_text("x", encoding="utf-8")
     assert main(["mapping", "scaffold", "--dbc", str(VENDOR_DBC), "--out", str(out)]) == 1
     assert "exists" in capsys.readouterr().err
+
+
+def test_scaffold_of_our_dbc_reads_what_the_reference_mapping_reads(tmp_path: Path) -> None:
+    pytest.importorskip("sim.vehicle")
+    from agent.canbus.sampler import Sampler
+    from sim.run import simulate_windows
+
+    reference = load_mapping(ROOT / "dbc" / "tbox_ev.toml")
+    guessed = load_mapping(scaffold_to(tmp_path, OUR_DBC))
+    samplers = [Sampler(m, m.new_cache()) for m in (reference, guessed)]
+    for w in simulate_windows(profile="wltc3", seed=2, seconds=20.0):
+        for t, can_id, data in w.frames:
+            for s in samplers:
+                s.cache.put(can_id, data, t)
+    ref, got = (s.sample(20.0) for s in samplers)
+    shared = set(ref.vehicle) & set(got.vehicle)
+    assert len(shared) >= 15
+    for name in shared:
+        assert got.vehicle[name] == ref.vehicle[name], name
+    assert got.subsystems[0].cell_voltages == ref.subsystems[0].cell_voltages
+    assert got.motors[0].values["speed"] == ref.motors[0].values["speed"]
