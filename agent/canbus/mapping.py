@@ -282,7 +282,6 @@ class Input:
     dbc_offset: float
     sna: frozenset[int]
     stale: float
-    choices: tuple[tuple[str, int], ...] = ()
 
     def raw(self, physical: float | int) -> int:
         """The raw integer behind a decoded physical value."""
@@ -601,7 +600,6 @@ class _Compiler:
         self.group_stale[index] = max(self.group_stale.get(index, 0.0), stale_s)
         if sig.name not in self.group_signals[index]:
             self.group_signals[index].append(sig.name)
-        choices = tuple((str(v), int(k)) for k, v in (sig.choices or {}).items())
         return Input(
             group=index,
             signal=sig.name,
@@ -609,7 +607,6 @@ class _Compiler:
             dbc_offset=float(sig.offset),
             sna=self.sna(sig, sna, base),
             stale=stale_s,
-            choices=choices,
         )
 
     def sna(self, sig: Any, value: Any, key: str) -> frozenset[int]:

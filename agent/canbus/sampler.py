@@ -33,19 +33,9 @@ log = logging.getLogger(__name__)
 INVALID: Final = Special.INVALID
 
 
-class CachedFrameLike(Protocol):
-    """What the sampler reads of a cached frame (``agent.canbus.cache.CachedFrame``)."""
-
-    @property
-    def data(self) -> bytes: ...
-    @property
-    def timestamp(self) -> float: ...
-    @property
-    def previous(self) -> bytes | None: ...
-
-
 class FrameSource(Protocol):
-    """The frame cache as the sampler sees it (``agent.canbus.cache.FrameCache``)."""
+    """The frame cache as the sampler sees it (``agent.canbus.cache.FrameCache``): ``get`` returns an
+    object with ``data``, ``timestamp`` and ``previous`` (``CachedFrame``), or None."""
 
     def get(self, arbitration_id: int, mux: int | None = None) -> Any: ...
 
