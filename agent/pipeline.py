@@ -162,9 +162,9 @@ class AgentPipeline:
     def feed(self, message: can.Message) -> list[Emitted]:
         """One received CAN message; returns the frames of the ticks its timestamp completed."""
         ts = float(message.timestamp)
-        out = self.tick(ts) if self._next_tick is None or ts >= self._tick_time(self._next_tick) else []
         if self._next_tick is None:  # the first tick is the first grid time after the first frame
             self._next_tick = math.floor(ts * self._per_second) + 1
+        out = self.tick(ts) if ts >= self._tick_time(self._next_tick) else []
         if self._last_ts is not None and ts < self._last_ts:
             self.stats.out_of_order += 1
             self._count("out-of-order", self.stats.out_of_order, f"{ts:.6f} after {self._last_ts:.6f}")
@@ -197,10 +197,10 @@ class AgentPipeline:
         return out
 
     def finish(self) -> list[Emitted]:
-        """End of input (replay): run the tick the last frame falls into, if its time has come."""
-        if self._last_ts is None:
-            return []
-        return self.tick(self._last_ts)
+        """End of input (replay): run the ticks due by the last frame, bring the counters up to date."""
+        out = self.tick(self._last_ts) if self._last_ts is not None else []
+        self._collect_malformed()
+        return out
 
     # ------------------------------------------------------------------------------ internals
 

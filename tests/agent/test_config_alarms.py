@@ -6,10 +6,10 @@ import pytest
 
 from agent.config import parse_config
 from agent.protocol.model import AlarmLevel, GeneralAlarmFlag
+from agent.report import alarms
 
 from .test_config import MINIMAL, _err
 
-alarms = pytest.importorskip("agent.report.alarms", reason="agent.report.alarms (AlarmConfig) not landed yet")
 F = GeneralAlarmFlag
 
 

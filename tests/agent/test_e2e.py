@@ -36,8 +36,6 @@ from .e2e_support import (
     write_config,
 )
 
-pytest.importorskip("agent.report.cadence", reason="agent.report.cadence (ReportScheduler) not landed yet")
-
 log = logging.getLogger(__name__)
 EDITIONS = (2016, 2025)
 
@@ -111,8 +109,8 @@ def test_replay_is_deterministic(drive: Recording, tmp_path: Path) -> None:
     b = tmp_path / "b"
     a.mkdir()
     b.mkdir()
-    out_a = _replay(a, drive, 2025, "[report]\nnormal_period_s = 1\n")
-    out_b = _replay(b, drive, 2025, "[report]\nnormal_period_s = 1\n")
+    out_a = _replay(a, drive, 2025)
+    out_b = _replay(b, drive, 2025)
     assert out_a.read_bytes() == out_b.read_bytes()
     # and a fresh recording with the same seed gives the same log, hence the same frames
     again = record(tmp_path / "again.log", seconds=120.0, keep_truth=False)

@@ -22,8 +22,6 @@ from sim.ecus import RawFrame
 
 from .e2e_support import compare, decode_lines, record, write_config
 
-pytest.importorskip("agent.report.cadence", reason="agent.report.cadence (ReportScheduler) not landed yet")
-
 START_S, DURATION_S = 10.0, 30.0
 
 

@@ -12,8 +12,6 @@ from agent.protocol.model import Command, Edition
 
 from .e2e_support import START, Recording, decode_lines, record, report_of, sim_seconds, write_config
 
-pytest.importorskip("agent.report.cadence", reason="agent.report.cadence (ReportScheduler) not landed yet")
-
 
 @pytest.fixture(scope="module")
 def drive(tmp_path_factory: pytest.TempPathFactory) -> Recording:
