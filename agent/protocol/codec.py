@@ -824,14 +824,14 @@ def _dec_temps(data: bytes, off: int, n: int, sentinel: bool = True) -> tuple[An
     return tuple(map(table.__getitem__, data[off : off + n]))
 
 
-def _enc_temps(values: Any, field: str, strict: bool, sentinel: bool = True) -> bytes:
+def _enc_temps(values: Any, field: str, strict: bool, sentinel: bool = True, hi: int = 250) -> bytes:
     table = _TEMP_ENC if sentinel else _TEMP_ENC_PLAIN
     if not strict:
         try:
             return bytes(map(table.__getitem__, values))
         except (KeyError, TypeError):
             pass
-    f = _Field("temperature", "B", "off", off=40, hi=250, sentinel=sentinel)
+    f = _Field("temperature", "B", "off", off=40, hi=hi, sentinel=sentinel)
     return bytes(_raw_of(f, v, f"{field}[{i}]", strict) for i, v in enumerate(values))
 
 
@@ -932,7 +932,7 @@ def _dec_fuel_cell_2016(data: bytes, off: int, end: int, base: int, opts: CodecO
 def _enc_fuel_cell_2016(block: FuelCell, opts: CodecOptions, field: str) -> bytes:
     packed = _FUEL_CELL_2016.pack(block, field, opts.strict)
     head, probes = _enc_count(block.probe_temperatures, "H", field + ".probe_temperatures")
-    temps = _enc_temps(probes, field + ".probe_temperatures", opts.strict, sentinel=False)
+    temps = _enc_temps(probes, field + ".probe_temperatures", opts.strict, sentinel=False, hi=240)  # §5.4
     return packed[:6] + head + temps + packed[6:]
 
 
@@ -1168,6 +1168,8 @@ def _enc_cells_2016(block: CellVoltages, opts: CodecOptions, field: str) -> byte
     head, records = _enc_count(block.subsystems, "B", field + ".subsystems")
     parts = [head]
     strict = opts.strict
+    if strict:
+        _strict_count(records, 1, 250, field + ".subsystems")  # §5.9: 1-250
     pack = _SUBSYSTEM_VOLTAGES.pack
     for i, rec in enumerate(records):
         parts.append(pack(rec, field, strict))
@@ -1203,6 +1205,8 @@ def _dec_packs_2025(data: bytes, off: int, end: int, base: int, opts: CodecOptio
 
 def _enc_packs_2025(block: ParallelUnitVoltages, opts: CodecOptions, field: str) -> bytes:
     head, packs = _enc_count(block.packs, "B", field + ".packs")
+    if opts.strict:
+        _strict_count(packs, 0, 50, field + ".packs")  # 2025 §3.6: 0-50
     parts = [head]
     pack = _PACK_VOLTAGES.pack
     for pk in packs:
@@ -1246,10 +1250,14 @@ def _dec_temperatures(data: bytes, off: int, end: int, base: int, opts: CodecOpt
 _NUMBER_B = _f("number", "B")
 
 
-def _enc_temperatures(block: Temperatures, opts: CodecOptions, field: str) -> bytes:
+def _enc_temperatures(
+    block: Temperatures, opts: CodecOptions, field: str, lo: int = 0, hi: int = 50
+) -> bytes:
     head, subsystems = _enc_count(block.subsystems, "B", field + ".subsystems")
     parts = [head]
     strict = opts.strict
+    if strict:
+        _strict_count(subsystems, lo, hi, field + ".subsystems")
     for sub in subsystems:
         if sub.__class__ is not SubsystemTemperatures:
             raise ProtocolError("expected SubsystemTemperatures", None, field + ".subsystems")
@@ -1261,6 +1269,10 @@ def _enc_temperatures(block: Temperatures, opts: CodecOptions, field: str) -> by
         parts.append(count)
         parts.append(_enc_temps(temps, field + ".temperatures", strict))
     return b"".join(parts)
+
+
+def _enc_temperatures_2016(block: Temperatures, opts: CodecOptions, field: str) -> bytes:
+    return _enc_temperatures(block, opts, field, 1, 250)  # §5.9 0x09: 1-250 (2025 0x08: 0-50)
 
 
 def _dec_stacks(data: bytes, off: int, end: int, base: int, opts: CodecOptions) -> tuple[Any, int]:
@@ -1289,6 +1301,8 @@ def _dec_stacks(data: bytes, off: int, end: int, base: int, opts: CodecOptions) 
 
 def _enc_stacks(block: FuelCellStacks, opts: CodecOptions, field: str) -> bytes:
     head, stacks = _enc_count(block.stacks, "B", field + ".stacks", 255)
+    if opts.strict:
+        _strict_count(stacks, 1, 253, field + ".stacks")  # 2025 §3.6: 1-253
     parts = [head]
     pack = _STACK.pack
     for stack in stacks:
@@ -1390,7 +1404,7 @@ def _register() -> None:
     add(dec16, enc16, 0x06, Extremes, *_fixed_block(_EXTREMES_2016), "extremes")
     add(dec16, enc16, 0x07, Alarm, *_alarm_codec(False), "alarm")
     add(dec16, enc16, 0x08, CellVoltages, _dec_cells_2016, _enc_cells_2016, "cell_voltages")
-    add(dec16, enc16, 0x09, Temperatures, _dec_temperatures, _enc_temperatures, "temperatures")
+    add(dec16, enc16, 0x09, Temperatures, _dec_temperatures, _enc_temperatures_2016, "temperatures")
 
     add(dec25, enc25, 0x01, VehicleData2025, *_fixed_block(_VEHICLE_2025), "vehicle")
     add(dec25, enc25, 0x02, DriveMotors2025, *_motors_codec(_MOTOR_2025, DriveMotors2025, True), "motors")

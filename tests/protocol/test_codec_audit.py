@@ -47,6 +47,7 @@ from agent.protocol.model import (
     ActivationResult,
     Alarm,
     AlarmLevel,
+    CellVoltages,
     CustomBlock,
     DriveMotor,
     DriveMotor2025,
@@ -55,6 +56,7 @@ from agent.protocol.model import (
     Edition,
     Encryption,
     Frame,
+    FuelCell,
     FuelCell2025,
     FuelCellStack,
     FuelCellStacks,
@@ -74,6 +76,8 @@ from agent.protocol.model import (
     RemoteUpgradeText,
     ResponseFlag,
     Special,
+    SubsystemTemperatures,
+    Temperatures,
     VehicleData2025,
     VehicleLogin,
     VehicleLogin2025,
@@ -1200,3 +1204,31 @@ def test_framer_output_does_not_depend_on_chunking_after_a_corrupt_length() -> N
     assert [raw for raw, ok in whole if ok] == [b, c]
     cut = 24 + bogus + 1
     assert frames([stream[:cut], stream[cut:]]) == whole
+
+
+def test_strict_list_counts_and_fuel_cell_probe_range() -> None:
+    """Strict encoding: §5.9 0x08/0x09 1-250 records, 2025 0x07/0x08 0-50 packs, 0x30 1-253 stacks,
+    §5.4 2016 fuel-cell probe temperatures 0-240 raw (-40..200 °C)."""
+    strict = CodecOptions(strict=True)
+    sub = SubsystemTemperatures(1, (20,))
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E16, [Temperatures(())], options=strict)
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E16, [Temperatures((sub,) * 251)], options=strict)
+    encode_info_blocks(E16, [Temperatures((sub,) * 250)], options=strict)
+    encode_info_blocks(E25, [Temperatures(())], options=strict)
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E25, [Temperatures((sub,) * 51)], options=strict)
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E16, [CellVoltages(())], options=strict)
+    pack = PackVoltages(1, 1.0, 0.0, (3.0,))
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E25, [ParallelUnitVoltages((pack,) * 51)], options=strict)
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E25, [FuelCellStacks(())], options=strict)
+    fc = FuelCell(1.0, 1.0, 1.0, (200,), 20.0, 1, 1, 1, 1.0, 1, 1)
+    encode_info_blocks(E16, [fc], options=strict)
+    with pytest.raises(ProtocolError):
+        encode_info_blocks(E16, [dataclasses.replace(fc, probe_temperatures=(201,))], options=strict)
+    # not strict: as on the wire
+    assert encode_info_blocks(E16, [dataclasses.replace(fc, probe_temperatures=(215,))])[9] == 255
