@@ -478,32 +478,99 @@ def _parse_candump(line: str) -> can.Message | None:
     )
 
 
+#: What a corrupt record of a log file raises inside python-can's readers.
+_LOG_ERRORS = (ValueError, IndexError, KeyError, TypeError, can.CanError, EOFError, OSError, BLFParseError)
+
+
+def _corrupt(stats: LogStats, path: Path, where: str, exc: BaseException) -> None:
+    stats.corrupt += 1
+    level = logging.WARNING if stats.corrupt == 1 else logging.DEBUG
+    log.log(level, "%s%s: corrupt record skipped (%s)", path, where, exc)
+
+
+def _iter_candump(path: Path, stats: LogStats) -> Iterator[can.Message]:
+    try:
+        fh = open(path, encoding="ascii", errors="replace")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ConfigError(f"cannot read CAN log: {exc.strerror}", file=str(path)) from exc
+    with fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                msg = _parse_candump(line)
+            except (ValueError, IndexError, TypeError) as exc:
+                _corrupt(stats, path, f":{number}", exc)
+                continue
+            if msg is not None:
+                stats.frames += 1
+                yield msg
+
+
+class _ResyncLines:
+    """A text file for python-can's ASCReader that can be re-entered after a corrupt line: ``inject``
+    puts a header line back so the reader's header scan stops without eating a data line."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.pending: list[str] = []
+        self.number = 0
+
+    def __iter__(self) -> _ResyncLines:
+        return self
+
+    def __next__(self) -> str:
+        if self.pending:
+            return self.pending.pop()
+        line: str = next(self.fh)
+        self.number += 1
+        return line
+
+    def inject(self, line: str) -> None:
+        self.pending.append(line)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _iter_asc(path: Path, stats: LogStats) -> Iterator[can.Message]:
+    try:
+        fh = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ConfigError(f"cannot read CAN log: {exc.strerror}", file=str(path)) from exc
+    lines = _ResyncLines(fh)
+    reader = can.ASCReader(lines)  # type: ignore[arg-type]
+    try:
+        while True:
+            try:
+                for msg in reader:
+                    stats.frames += 1
+                    yield msg
+                return
+            except _LOG_ERRORS as exc:  # the reader stopped after the bad line: re-enter it
+                _corrupt(stats, path, f":{lines.number}", exc)
+                events = (
+                    "internal events logged" if reader.internal_events_logged else "no internal events logged"
+                )
+                lines.inject(events + "\n")
+    finally:
+        fh.close()
+
+
 def iter_log(path: str | Path, stats: LogStats | None = None) -> Iterator[can.Message]:
     """The frames of a log file; a corrupt line/record is counted (``stats``) and skipped.
 
-    candump ``.log`` files are parsed line by line (a bad line never ends the file); other formats go
-    through ``can.LogReader``, where a corrupt record ends the file (``stats.truncated``) because
-    binary formats cannot be resynchronised.
+    candump ``.log`` (own parser) and Vector ``.asc`` (python-can's reader, re-entered after a bad line)
+    are resynchronised line by line: a bad line never ends the file. Other formats (``.blf``, ``.trc``,
+    ``.csv`` …) go through ``can.LogReader``, where a corrupt record ends the file (``stats.truncated``)
+    because binary formats cannot be resynchronised.
     """
     stats = stats if stats is not None else LogStats()
     path = Path(path)
-    if path.suffix.lower() == ".log":
-        try:
-            fh = open(path, encoding="ascii", errors="replace")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise ConfigError(f"cannot read CAN log: {exc.strerror}", file=str(path)) from exc
-        with fh:
-            for number, line in enumerate(fh, 1):
-                try:
-                    msg = _parse_candump(line)
-                except (ValueError, IndexError, TypeError) as exc:
-                    stats.corrupt += 1
-                    level = logging.WARNING if stats.corrupt == 1 else logging.DEBUG
-                    log.log(level, "%s:%d: corrupt candump line skipped (%s)", path, number, exc)
-                    continue
-                if msg is not None:
-                    stats.frames += 1
-                    yield msg
+    suffix = path.suffix.lower()
+    if suffix == ".log":
+        yield from _iter_candump(path, stats)
+        return
+    if suffix == ".asc":
+        yield from _iter_asc(path, stats)
         return
     try:
         reader = can.LogReader(str(path))
@@ -513,16 +580,7 @@ def iter_log(path: str | Path, stats: LogStats | None = None) -> Iterator[can.Me
         for msg in reader:
             stats.frames += 1
             yield msg
-    except (
-        ValueError,
-        IndexError,
-        KeyError,
-        TypeError,
-        can.CanError,
-        EOFError,
-        OSError,
-        BLFParseError,
-    ) as exc:
+    except _LOG_ERRORS as exc:
         stats.corrupt += 1
         stats.truncated = True
         log.warning(

@@ -617,3 +617,26 @@ def test_each_kind_of_trouble_is_logged_once_not_per_frame(caplog: pytest.LogCap
     assert sum("error frames on the bus" in m for m in messages) == 1
     assert sum("remote (RTR) frames" in m for m in messages) == 1
     assert len(messages) == 3  # error frames, remote frames, the end of the script
+
+
+def test_asc_log_with_corrupt_lines_is_read_around_them(tmp_path: Path) -> None:
+    run = pytest.importorskip("sim.run")
+    pytest.importorskip("sim.vehicle")
+    messages = [m for m in run.simulate(seconds=0.3, seed=2) if not m.is_error_frame]
+    good = tmp_path / "good.asc"
+    with can.Logger(str(good)) as logger:
+        for msg in messages:
+            logger.on_message_received(msg)
+    lines = good.read_text().splitlines()
+    first_data = next(i for i, line in enumerate(lines) if " Rx " in line)
+    bad_lines = ["   0.100000 1  zz1  Rx   d 8 00 11 22 33 44 55 66 77", "   0.1 1  1G0  Rx   d 1 00"]
+    for offset, bad in zip((5, 40), bad_lines, strict=True):
+        lines.insert(first_data + offset, bad)
+    path = tmp_path / "bad.asc"
+    path.write_text("\n".join(lines) + "\n")
+    stats = LogStats()
+    back = list(iter_log(path, stats))
+    assert stats.corrupt == 2 and not stats.truncated
+    assert [(m.arbitration_id, bytes(m.data)) for m in back] == [
+        (m.arbitration_id, bytes(m.data)) for m in messages
+    ]
