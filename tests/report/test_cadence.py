@@ -12,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.errors import ConfigError
-from agent.protocol.model import AlarmLevel, ChargingState, Command, Edition, GeneralAlarmFlag, VehicleState
+from agent.protocol.model import (
+    AlarmLevel,
+    ChargingState,
+    Command,
+    Edition,
+    GeneralAlarmFlag,
+    Special,
+    VehicleState,
+)
 from agent.report.alarms import AlarmState
 from agent.report.cadence import Outgoing, Reason, ReportingConfig, ReportScheduler
 from agent.report.snapshot import Snapshot
@@ -264,3 +272,30 @@ def test_stream_invariants(edition: Edition, episodes: list[tuple[int, int]], po
     for t, lv in enumerate(levels):
         if lv >= 3:
             assert float(t) in rt
+
+
+def test_stale_power_state_holds() -> None:
+    sched = ReportScheduler()
+
+    def s(t: float) -> Snapshot:
+        if 20 <= t < 60:
+            return Snapshot(
+                time=T0 + timedelta(seconds=t),
+                vehicle=MappingProxyType(
+                    {"vehicle_state": Special.INVALID, "charging_state": Special.INVALID}
+                ),
+            )
+        return snap(t)
+
+    assert secs(run(sched, range(61), s)) == [float(t) for t in range(0, 61, 10)]
+
+
+def test_hv_off_monitoring_ends_when_hv_returns_and_after_the_hour() -> None:
+    sched = ReportScheduler(ReportingConfig(), E25)
+    run(sched, range(0, 200), lambda t: snap(t, on=t < 100, hv=t < 100))
+    assert sched.needs_sampling(T0 + timedelta(seconds=199))
+    out = run(sched, range(200, 260), lambda t: snap(t, on=True, hv=True))
+    assert secs(out) == [200.0, 210.0, 220.0, 230.0, 240.0, 250.0]
+    later = ReportScheduler(ReportingConfig(), E25)
+    run(later, range(0, 3800), lambda t: snap(t, on=t < 10, hv=t < 10))
+    assert not later.needs_sampling(T0 + timedelta(seconds=3799))
