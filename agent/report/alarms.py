@@ -17,6 +17,7 @@ Pure: no clock, time comes from ``Snapshot.time``. Defaults and their sources: d
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -266,15 +267,16 @@ def _num(v: object) -> float | Special | None:
         return Special.INVALID
     if isinstance(v, bool):
         return float(v)
-    if isinstance(v, (int, float)):
+    if isinstance(v, (int, float)) and math.isfinite(v):
         return float(v)
-    return Special.INVALID
+    return Special.INVALID  # NaN/inf or an unexpected type: treated as stale
 
 
 def _values(items: Iterable[float | Special]) -> tuple[list[float], bool]:
-    """(fresh numbers, whether every entry was fresh)."""
-    fresh = [float(x) for x in items if not isinstance(x, Special)]
-    return fresh, all(not isinstance(x, Special) for x in items)
+    """(fresh finite numbers, whether every entry was one)."""
+    entries = tuple(items)
+    fresh = [float(x) for x in entries if not isinstance(x, Special) and math.isfinite(x)]
+    return fresh, len(fresh) == len(entries)
 
 
 def _cells(s: Snapshot) -> tuple[list[float], bool, int]:
@@ -319,7 +321,6 @@ class AlarmEngine:
 
     def __init__(self, config: AlarmConfig | None = None) -> None:
         self.config = config or AlarmConfig.nmc()
-        self._level: dict[GeneralAlarmFlag, AlarmLevel] = {}
         self._measured: dict[GeneralAlarmFlag, AlarmLevel] = {}
         self._fault: dict[GeneralAlarmFlag, bool] = {}
         self._run: dict[GeneralAlarmFlag, tuple[int, int, datetime, AlarmLevel]] = {}  # dir, n, t0, cand
@@ -600,7 +601,7 @@ def _motor_max(s: Snapshot, key: str) -> _Reading:
         if v is None:
             continue
         mapped = True
-        if isinstance(v, Special) or not isinstance(v, (int, float)):
+        if isinstance(v, Special) or not isinstance(v, (int, float)) or not math.isfinite(v):
             complete = False
         else:
             vals.append(float(v))

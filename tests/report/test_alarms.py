@@ -428,3 +428,12 @@ def test_config_validation_and_presets() -> None:
 def test_unmapped_inputs_raise_nothing() -> None:
     s = AlarmEngine().update(Snapshot(time=T0))
     assert s == AlarmState()
+
+
+def test_nan_readings_count_as_stale() -> None:
+    engine = AlarmEngine()
+    feed(engine, [snap(i, temps=[62.0] * 8, soc=4.0) for i in range(3)])
+    nan = float("nan")
+    for i in range(3, 10):
+        s = engine.update(snap(i, temps=[nan] * 8, soc=nan))
+        assert s.levels[F.BATTERY_HIGH_TEMPERATURE] == L.LEVEL_3 and s.levels[F.LOW_SOC] == L.LEVEL_2
