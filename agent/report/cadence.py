@@ -200,6 +200,13 @@ class ReportScheduler:
             return Reason.POST_POWER_OFF
         return None
 
+    def _monitoring(self, now: datetime) -> bool:
+        """2025: inside the post-HV-off monitoring hour."""
+        p = self._power
+        if self.edition is not Edition.E2025 or p.hv_off_at is None:
+            return False
+        return _seconds(now, p.hv_off_at) <= self.config.hv_off_monitor_s + JITTER
+
     def _in_hv_off_window(self, now: datetime) -> bool:
         p = self._power
         if self.edition is not Edition.E2025 or p.hv_off_at is None:
@@ -245,7 +252,9 @@ class ReportScheduler:
             fault = alarm.fault_point or self._fault_point or now
         if fault is not None and fault != self._fault_point:
             self._fault_point = fault
-            post = cfg.alarm_window_s if self.edition is Edition.E2016 else 0.0
+            # 2016: 30 s after the fault point; 2025: until the alarm clears, but 30 s after a fault point
+            # inside the post-HV-off monitoring hour (2025 Annex B)
+            post = cfg.alarm_window_s if self.edition is Edition.E2016 or self._monitoring(now) else 0.0
             self._window_end = fault + timedelta(seconds=post)
             out += self._pre_fault(fault)
             log.info("alarm window at %s: %d pre-fault records", fault.isoformat(), len(out))
