@@ -75,6 +75,9 @@ def load_dbc(paths: Sequence[str | Path], *, strict: bool = True) -> cantools.da
         paths = [paths]
     if not paths:
         raise MappingError("no DBC file given")
+    if len(paths) == 1:  # one file: cantools' database as loaded (keeps its DBC attribute definitions)
+        single: cantools.database.can.Database = _load_one(Path(paths[0]), strict)
+        return single
     messages: dict[int, tuple[Any, Path]] = {}
     names: dict[str, Path] = {}
     nodes: dict[str, Any] = {}

@@ -104,3 +104,11 @@ def test_selector_raises_index_error_on_a_too_short_payload() -> None:
         with pytest.raises(IndexError):
             sel(b"")
     assert message_key(MUXED[0]) in {0x180, 0x181, 0x600, 0x98FF1234 & 0x1FFFFFFF | 1 << 31}
+
+
+def test_one_file_keeps_cantools_database_attributes() -> None:
+    db = load_dbc([OUR_DBC])
+    assert db.dbc is not None and "GenMsgCycleTime" in db.dbc.attribute_definitions
+    assert db.get_message_by_name("BMS_PackStatus").cycle_time == 10
+    merged = load_dbc([OUR_DBC, VENDOR_DBC])
+    assert merged.get_message_by_name("BMS_PackStatus").cycle_time == 10  # message attributes survive a merge
