@@ -17,11 +17,14 @@ the payload, in order):
 * ``none`` — no checksum (a counter alone may still be checked).
 
 Parameters (``**params``): ``data_id`` (int, default the CAN id), ``data_id_bytes`` (0, 1 = low byte,
-2 = low then high), ``init``, ``xorout``, ``poly``; counter: ``counter_modulo`` (default 2**length; our
-simulator uses 15: values 0..14, 15 = invalid; ``e2e_p1`` with a 4-bit counter defaults to 15
-too), ``max_jump`` (default 1: each frame must add exactly 1
-modulo the range; a larger value tolerates that many lost frames; 0 or a bigger jump, i.e. a repeat or
-skip, fails). A counter value ``>= counter_modulo`` always fails. An unknown previous frame passes.
+2 = low then high), ``data_id_mode`` for ``e2e_p1`` (``both`` default, ``low``, ``alt``: low byte with
+even counters and high byte with odd ones, ``nibble``: low byte then 0x00, and the high byte's low
+nibble sent in the payload at ``data_id_nibble_bit``, default 12), ``init``, ``xorout``, ``poly``.
+Counter: ``counter_modulo`` (default 2**length; our simulator uses 15: values 0..14, 15 = invalid;
+``e2e_p1`` with a 4-bit counter defaults to 15 too), ``max_jump`` (default 1: each frame must add
+exactly 1 modulo the range; a larger value tolerates that many lost frames; 0 or a bigger jump, i.e. a
+repeat or skip, fails). A counter value ``>= counter_modulo`` always fails. An unknown previous frame
+passes.
 """
 
 from __future__ import annotations
@@ -41,7 +44,19 @@ _DEFAULTS: dict[str, dict[str, int]] = {
     "sum": {"init": 0, "data_id_bytes": 0},
     "none": {},
 }
-_KNOWN_PARAMS = {"data_id", "data_id_bytes", "init", "xorout", "poly", "counter_modulo", "max_jump"}
+_KNOWN_PARAMS = {
+    "data_id",
+    "data_id_bytes",
+    "data_id_mode",
+    "data_id_nibble_bit",
+    "init",
+    "xorout",
+    "poly",
+    "counter_modulo",
+    "max_jump",
+}
+#: AUTOSAR E2E profile 1 data-id modes (``data_id_mode``).
+DATA_ID_MODES = ("both", "low", "alt", "nibble")
 
 _TABLES: dict[int, tuple[int, ...]] = {}
 
@@ -79,6 +94,8 @@ class FrameCheck:
         algorithm: str,
         crc_byte: int | None,
         prefix: bytes,
+        alt_prefixes: tuple[bytes, bytes] | None = None,
+        nibble: tuple[int, int] | None = None,
         poly: int,
         init: int,
         xorout: int,
@@ -90,6 +107,8 @@ class FrameCheck:
         self.algorithm = algorithm
         self._crc_byte = crc_byte
         self._prefix = prefix
+        self._alt = alt_prefixes
+        self._nibble = nibble
         self._table = crc8_table(poly) if algorithm in ("crc8_sae_j1850", "e2e_p1", "crc8_autosar") else ()
         self._init = init
         self._xorout = xorout
@@ -105,7 +124,11 @@ class FrameCheck:
         """The checksum ``data`` should carry (over every byte but the checksum byte)."""
         at = self._crc_byte
         assert at is not None
-        body = self._prefix + bytes(data[:at]) + bytes(data[at + 1 :])
+        prefix = self._prefix
+        if self._alt is not None:  # E2E P1 DATAID_ALT: low byte with even counters, high byte with odd
+            counter = self.counter_value(data)
+            prefix = self._alt[(counter or 0) & 1]
+        body = prefix + bytes(data[:at]) + bytes(data[at + 1 :])
         if self.algorithm == "xor":
             value = self._init
             for byte in body:
@@ -133,6 +156,10 @@ class FrameCheck:
             return True
         if len(data) <= at:
             return False
+        if self._nibble is not None:  # E2E P1 DATAID_NIBBLE: the id's high-byte low nibble is sent
+            bit, expected = self._nibble
+            if len(data) * 8 < bit + 4 or (int.from_bytes(data, "little") >> bit) & 0xF != expected:
+                return False
         return data[at] == self.checksum(data)
 
     def counter_ok(self, data: bytes, previous: bytes | None) -> bool:
@@ -190,6 +217,20 @@ def make_check(
     if id_bytes not in (0, 1, 2):
         raise MappingError(f"message {name}: data_id_bytes must be 0, 1 or 2")
     prefix = bytes((data_id & 0xFF, (data_id >> 8) & 0xFF)[:id_bytes])
+    mode = params.get("data_id_mode", "both")
+    if mode not in DATA_ID_MODES or (mode != "both" and algorithm != "e2e_p1"):
+        raise MappingError(f"message {name}: data_id_mode must be one of {DATA_ID_MODES} (e2e_p1 only)")
+    alt: tuple[bytes, bytes] | None = None
+    nibble: tuple[int, int] | None = None
+    if mode == "low":
+        prefix = bytes((data_id & 0xFF,))
+    elif mode == "alt":
+        if counter_sig is None:
+            raise MappingError(f"message {name}: data_id_mode alt needs the counter signal")
+        alt = (bytes((data_id & 0xFF,)), bytes(((data_id >> 8) & 0xFF,)))
+    elif mode == "nibble":
+        prefix = bytes((data_id & 0xFF, 0))
+        nibble = (_int_param(params, "data_id_nibble_bit", 12, name), (data_id >> 8) & 0x0F)
     modulo_default = 1 << int(counter_sig.length) if counter_sig is not None else 1
     usual = 15 if algorithm == "e2e_p1" and modulo_default == 16 else modulo_default  # P1: 0..14
     modulo = _int_param(params, "counter_modulo", usual, name)
@@ -203,6 +244,8 @@ def make_check(
         algorithm=algorithm,
         crc_byte=crc_byte,
         prefix=prefix,
+        alt_prefixes=alt,
+        nibble=nibble,
         poly=_int_param(params, "poly", defaults.get("poly", 0x1D), name) & 0xFF,
         init=_int_param(params, "init", defaults.get("init", 0), name) & 0xFF,
         xorout=_int_param(params, "xorout", defaults.get("xorout", 0), name) & 0xFF,
@@ -219,4 +262,4 @@ def _signal(message: Any, name: str) -> Any:
         raise MappingError(f"message {message.name}: no signal {name!r}") from None
 
 
-__all__ = ["ALGORITHMS", "FrameCheck", "crc8", "crc8_table", "make_check"]
+__all__ = ["ALGORITHMS", "DATA_ID_MODES", "FrameCheck", "crc8", "crc8_table", "make_check"]

@@ -211,3 +211,50 @@ def test_invalid_declarations_raise_mapping_error() -> None:
     with pytest.raises(MappingError, match="must be an integer"):
         make_check(status, counter=None, checksum="MCU1_Status_CRC", algorithm="xor", init="1")
     assert set(ALGORITHMS) == {"crc8_sae_j1850", "e2e_p1", "crc8_autosar", "xor", "sum", "none"}
+
+
+def _p1(mode: str, data_id: int = 0x0A5B) -> Any:
+    status = DB.get_message_by_name("MCU1_Status")  # CRC byte 0, counter bits 8..11 (like AUTOSAR P1)
+    return make_check(
+        status,
+        counter="MCU1_Status_Counter",
+        checksum="MCU1_Status_CRC",
+        algorithm="e2e_p1",
+        data_id=data_id,
+        data_id_mode=mode,
+    )
+
+
+def _zero_crc(data: bytes) -> int:
+    return crc8(data, init=0, xorout=0)
+
+
+@given(st.binary(min_size=7, max_size=7), st.integers(0, 14))
+def test_e2e_p1_data_id_modes(tail: bytes, counter: int) -> None:
+    body = bytearray(bytes(1) + tail)
+    body[1] = (body[1] & 0xF0) | counter
+    payload = bytes(body[1:])
+    assert _p1("both").checksum(bytes(body)) == _zero_crc(b"\x5b\x0a" + payload)
+    assert _p1("low").checksum(bytes(body)) == _zero_crc(b"\x5b" + payload)
+    alt = b"\x5b" if counter % 2 == 0 else b"\x0a"
+    assert _p1("alt").checksum(bytes(body)) == _zero_crc(alt + payload)
+    nib = bytearray(body)
+    nib[1] = (nib[1] & 0x0F) | 0xA0  # the data id's high-byte low nibble (0xA) in bits 12..15
+    check = _p1("nibble")
+    nib[0] = check.checksum(bytes(nib))
+    assert nib[0] == _zero_crc(b"\x5b\x00" + bytes(nib[1:]))
+    assert check.ok(bytes(nib), None)
+    wrong = bytearray(nib)
+    wrong[1] ^= 0x10  # another nibble: rejected even with a matching CRC
+    wrong[0] = check.checksum(bytes(wrong))
+    assert not check.ok(bytes(wrong), None)
+
+
+def test_data_id_mode_is_validated() -> None:
+    status = DB.get_message_by_name("MCU1_Status")
+    with pytest.raises(MappingError, match="data_id_mode"):
+        _p1("sideways")
+    with pytest.raises(MappingError, match="data_id_mode"):
+        make_check(status, counter=None, checksum="MCU1_Status_CRC", algorithm="xor", data_id_mode="low")
+    with pytest.raises(MappingError, match="needs the counter"):
+        make_check(status, counter=None, checksum="MCU1_Status_CRC", algorithm="e2e_p1", data_id_mode="alt")
