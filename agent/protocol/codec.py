@@ -1525,9 +1525,10 @@ def _dec_signature(data: bytes, off: int, end: int, base: int, field: str) -> tu
     st = data[off]
     rn = (data[off + 1] << 8) | data[off + 2]
     off += 3
-    _need(data, off, rn + 2, end, base, field + ".r")
+    _need(data, off, rn, end, base, field + ".r")
     r = data[off : off + rn]
     off += rn
+    _need(data, off, 2, end, base, field + ".s")  # the S length WORD
     sn = (data[off] << 8) | data[off + 1]
     off += 2
     _need(data, off, sn, end, base, field + ".s")

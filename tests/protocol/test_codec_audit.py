@@ -1232,3 +1232,13 @@ def test_strict_list_counts_and_fuel_cell_probe_range() -> None:
         encode_info_blocks(E16, [dataclasses.replace(fc, probe_temperatures=(201,))], options=strict)
     # not strict: as on the wire
     assert encode_info_blocks(E16, [dataclasses.replace(fc, probe_temperatures=(215,))])[9] == 255
+
+
+def test_truncated_signature_names_the_part_that_is_missing() -> None:
+    """2025 Table 8: type BYTE, R length WORD, R, S length WORD, S. A unit cut after R names S, not R."""
+    unit = bytes([25, 1, 1, 0, 0, 0, 0xFF, 2, 0, 2, 0xAA, 0xBB])
+    cases = ((unit[:-1], "realtime.signature.r", 24 + 10), (unit, "realtime.signature.s", 24 + 12), (unit + b"\0", "realtime.signature.s", 24 + 12))
+    for data, field, offset in cases:
+        with pytest.raises(ProtocolError) as err:
+            decode_body(E25, 2, 0xFE, data)
+        assert (err.value.field, err.value.offset) == (field, offset)
