@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -142,3 +145,37 @@ def test_unwanted_id_table_is_bounded() -> None:
     assert len(stats.unwanted_by_id) == MAX_UNWANTED_IDS
     assert stats.unwanted == MAX_UNWANTED_IDS + 501 == stats.frames
     assert stats.unwanted_by_id[0x200] == 2
+
+
+def test_put_never_logs(caplog: pytest.LogCaptureFixture) -> None:
+    sel = mux_selector(CELLS)
+    assert sel is not None
+    cache = FrameCache([0x100, 0x180], mux={0x180: sel}, lengths={0x100: 8, 0x180: 8})
+    with caplog.at_level(logging.DEBUG):
+        for i in range(1000):
+            cache.put(0x100 + (i % 3) * 0x40, bytes(i % 10), float(i))
+        cache.put(0x180, b"", 1.0)
+    assert caplog.records == []
+    assert cache.stats.malformed > 0 and cache.stats.unwanted > 0
+
+
+def test_stats_can_be_read_while_a_writer_runs() -> None:
+    cache = FrameCache()
+    done = threading.Event()
+
+    def writer() -> None:
+        key = 0
+        while not done.is_set() and key < 2_000_000:
+            cache.put(key % 5000, b"\x00", 0.0)  # new keys keep appearing
+            key += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(200):
+            stats = cache.stats  # never "dictionary changed size during iteration"
+            assert stats.frames >= len(stats.by_id)
+    finally:
+        done.set()
+        thread.join(10)
+    assert not thread.is_alive()
