@@ -262,6 +262,13 @@ class CanSource:
         self._close()
         self.stats.state = "stopped"
 
+    def __enter__(self) -> CanSource:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     @property
     def running(self) -> bool:
         """Whether the reader thread is alive."""

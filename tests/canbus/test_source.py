@@ -640,3 +640,15 @@ def test_asc_log_with_corrupt_lines_is_read_around_them(tmp_path: Path) -> None:
     assert [(m.arbitration_id, bytes(m.data)) for m in back] == [
         (m.arbitration_id, bytes(m.data)) for m in messages
     ]
+
+
+def test_context_manager_starts_and_stops() -> None:
+    channel = _channel()
+    cache = FrameCache({0x100})
+    with CanSource({"interface": "virtual", "channel": channel, "poll_interval": 0.05}, cache) as src:
+        assert _wait(lambda: src.stats.state == "up")
+        tx = can.Bus(interface="virtual", channel=channel)
+        tx.send(_data(5))
+        assert _wait(lambda: cache.get(0x100) is not None)
+        tx.shutdown()
+    assert not src.running and src.stats.state == "stopped"
