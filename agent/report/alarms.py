@@ -80,8 +80,8 @@ class Debounce:
 class Rule:
     """The alarm rule of one general flag. ``thresholds`` empty = ECU fault input only.
 
-    ``fault_level``: the level an ECU fault input raises (default: the rule's lowest threshold level, 2; an
-    ECU bit says the condition exists, not how severe it is — the measured thresholds escalate).
+    ``fault_level``: the level an ECU fault input raises (default 2; the presets use the rule's first level:
+    an ECU bit says the condition exists, not how severe it is — the measured thresholds escalate).
     """
 
     thresholds: tuple[Threshold, ...] = ()
@@ -205,7 +205,7 @@ _NMC: Final[dict[GeneralAlarmFlag, Rule]] = {
     F.SOC_JUMP: Rule((_t(L2, 5, 5),), debounce=Debounce(set_samples=1, clear_samples=1)),
     F.STORAGE_MISMATCH: _fault_only(L2),
     F.CELL_POOR_CONSISTENCY: Rule((_t(L1, 0.30, 0.25), _t(L2, 0.50, 0.45)), fault_level=L1),
-    F.INSULATION: Rule((_t(L2, 500, 550), _t(L3, 100, 120))),
+    F.INSULATION: Rule((_t(L2, 500, 550), _t(L3, 100, 120)), fault_level=L3),
     F.DCDC_TEMPERATURE: Rule((_t(L1, 80, 75), _t(L2, 85, 80))),
     F.BRAKE_SYSTEM: _fault_only(L2),
     F.DCDC_STATE: Rule((_t(L2, 1, 0.5),)),
