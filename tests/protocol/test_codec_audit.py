@@ -1242,3 +1242,19 @@ def test_truncated_signature_names_the_part_that_is_missing() -> None:
         with pytest.raises(ProtocolError) as err:
             decode_body(E25, 2, 0xFE, data)
         assert (err.value.field, err.value.offset) == (field, offset)
+
+
+@given(
+    edition=st.sampled_from([E16, E25]),
+    command=st.sampled_from([1, 2, 3, 4, 5, 6, 7, 8, 9, 0x0A, 0x0B, 0x80, 0x81, 0x82]),
+    flag=st.sampled_from([0xFE, 0x01]),
+    head=st.one_of(TIME_RAW, st.just(b"")),
+    rest=st.lists(BYTE, max_size=48).map(bytes),
+)
+@settings(max_examples=300, deadline=None)
+def test_random_data_units_fail_only_with_protocol_errors(edition: Edition, command: int, flag: int, head: bytes, rest: bytes) -> None:
+    data = head + rest
+    try:
+        decode_body(edition, command, flag, data)
+    except ProtocolError as exc:
+        assert exc.offset is not None and 24 <= exc.offset <= 24 + len(data) and exc.field, exc
