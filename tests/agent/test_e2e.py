@@ -152,3 +152,15 @@ def test_one_motor_vehicle(tmp_path: Path) -> None:
     for f in frames[3:]:
         motors = block(report_of(f), DriveMotors)
         assert motors is not None and [m.number for m in motors.motors] == [1]
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_an_hour_of_driving_matches_the_ground_truth(tmp_path: Path, edition: int) -> None:
+    """Two WLTC cycles (3600 s, ~3.5 million frames) at a report per second."""
+    rec = record(tmp_path / "hour.log", seconds=3600.0)
+    frames = decode_lines(_replay(tmp_path, rec, edition, "[report]\nnormal_period_s = 1\n"))
+    assert len(frames) >= 3590
+    checks, bad = compare(frames, rec, edition)
+    print("\n" + "; ".join(f"{k} {c.max_dev:.4f} (n={c.compared})" for k, c in checks.items()))
+    assert not bad, bad[:20]
