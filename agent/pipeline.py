@@ -102,7 +102,7 @@ MALFORMED_KINDS: Mapping[str, str] = {
     "error-frame": "CAN error frames on the bus",
     "remote-frame": "CAN remote (RTR) frames ignored",
     "unknown-id": "frames with ids the mapping does not use are counted and dropped",
-    "short-frame": "frames shorter than their DBC length (wrong DLC): their missing signals are invalid",
+    "short-frame": "frames too short for their mapped signals (wrong DLC): the missing signals are invalid",
     "no-mux": "multiplexed frames too short to carry their multiplexer value are dropped",
     "check-failure": "frames failing their alive-counter / checksum check count as missing",
     "out-of-order": "frame timestamps going backwards: taken as they come, no tick is repeated",

@@ -154,3 +154,26 @@ def test_missing_log_and_bad_config_are_one_line_errors(tmp_path: Path,
     assert main(["replay", str(log), "--config", str(missing_mapping), "--out", str(tmp_path / "o.hex")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "can.mapping" in err and "nope.toml" in err
+
+
+def test_a_silent_ecu_gives_invalid_codes_never_its_last_values(tmp_path: Path) -> None:
+    """The BMS stops sending for 10 s: its fields go invalid once stale, the rest stays exact."""
+    silent = BUS_SCENARIOS["ecu-silent"].fresh(start_s=20.0, duration_s=10.0)
+    rec = record(tmp_path / "silent.log", seconds=45.0, post=[silent.apply])
+    out = tmp_path / "out.hex"
+    cfg = write_config(tmp_path, 2016, "[report]\nnormal_period_s = 1\n")
+    assert main(["replay", str(rec.log), "--config", str(cfg), "--out", str(out)]) == 0
+    frames = decode_lines(out)
+    _, bad = compare(frames, rec, 2016)
+    wrong = [b for b in bad if "Special.INVALID" not in b]
+    assert not wrong, wrong[:20]
+    invalid_at: dict[float, set[str]] = {}
+    for b in bad:
+        name, rest = b.split(" at ")
+        invalid_at.setdefault(float(rest.split(":")[0]), set()).add(name)
+    bms = {"soc", "total_voltage", "total_current", "cell_voltage", "temperature"}
+    # stale after 3 cycle times (30 ms .. 1.5 s for the slowest mux sweep), back with the first frames
+    for t in range(23, 31):
+        assert bms <= invalid_at.get(float(t), set()), (t, invalid_at.get(float(t)))
+    assert all(20.0 <= t <= 31.0 for t in invalid_at), sorted(invalid_at)
+    assert all(names <= bms for names in invalid_at.values())
