@@ -210,7 +210,7 @@ class FieldCheck:
         self.compared += 1
         if best > self.max_dev:
             self.max_dev, self.worst_at = best, t
-        return best <= self.tolerance + 1e-9
+        return best <= self.tolerance + 1e-9 * max(1.0, abs(got))  # float rounding of the decoders
 
 
 def _num(v: Any) -> float | None:
@@ -220,23 +220,25 @@ def _num(v: Any) -> float | None:
 def compare(frames: Sequence[Frame], rec: Recording, edition: int) -> tuple[dict[str, FieldCheck], list[str]]:
     """Compare every realtime/reissue record with the ground truth; returns per-field figures and the
     list of mismatches (field, time, value, nearest truth)."""
+    # tolerance: half the DBC resolution, plus half the protocol's where the protocol's is coarser (with
+    # equal resolutions the DBC-quantised value is already on the protocol's grid)
     checks = {
         # name: (lookback s: cycle of its message / mux sweep + a window; tolerance)
-        "speed": FieldCheck(0.1, 0.005 + 0.05),
-        "soc": FieldCheck(0.2, 0.05 + 0.5),
-        "total_voltage": FieldCheck(0.1, 0.05 + 0.05),
-        "total_current": FieldCheck(0.1, 0.025 + 0.05),
-        "mileage": FieldCheck(1.1, 0.05 + 0.05),
-        "cell_voltage": FieldCheck(0.5, 0.0005 + 0.0005),
-        "temperature": FieldCheck(0.7, 0.5 + 0.5),
-        "motor_speed": FieldCheck(0.1, 0.5 + 0.5),
-        "motor_torque": FieldCheck(0.1, 0.05 + 0.05),
-        "motor_temperature": FieldCheck(0.2, 0.5 + 0.5),
-        "controller_temperature": FieldCheck(0.2, 0.5 + 0.5),
+        "speed": FieldCheck(0.1, 0.01 / 2 + 0.1 / 2),  # DBC 0.01 km/h, wire 0.1 km/h
+        "soc": FieldCheck(0.2, 0.1 / 2 + 1 / 2),  # DBC 0.1 %, wire 1 %
+        "total_voltage": FieldCheck(0.1, 0.1 / 2),  # 0.1 V both
+        "total_current": FieldCheck(0.1, 0.05 / 2 + 0.1 / 2),  # DBC 0.05 A, wire 0.1 A
+        "mileage": FieldCheck(1.1, 0.1 / 2),  # 0.1 km both
+        "cell_voltage": FieldCheck(0.5, 0.001 / 2),  # 1 mV both
+        "temperature": FieldCheck(0.7, 1 / 2),  # 1 °C both
+        "motor_speed": FieldCheck(0.1, 1 / 2),  # 1 r/min both
+        "motor_torque": FieldCheck(0.1, 0.1 / 2),  # 0.1 N·m both
+        "motor_temperature": FieldCheck(0.2, 1 / 2),  # 1 °C both
+        "controller_temperature": FieldCheck(0.2, 1 / 2),
     }
     if edition == 2016:
-        checks["controller_voltage"] = FieldCheck(0.1, 0.05 + 0.05)
-        checks["controller_current"] = FieldCheck(0.1, 0.025 + 0.05)
+        checks["controller_voltage"] = FieldCheck(0.1, 0.1 / 2)  # 0.1 V both
+        checks["controller_current"] = FieldCheck(0.1, 0.05 / 2 + 0.1 / 2)  # DBC 0.05 A, wire 0.1 A
     bad: list[str] = []
 
     def cmp(name: str, t: float, got: Any, value: Callable[[Truth], float]) -> None:
