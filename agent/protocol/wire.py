@@ -202,10 +202,12 @@ class Framer:
     match (``bcc_ok`` False) so a platform can answer them with an error. Bytes before a start
     marker are skipped and counted, and so is a marker whose header carries an undefined response
     flag or encryption byte (a stray ``#`` just before the real marker reads that way). A length
-    over ``max_data_length`` is rejected (counted; scanning resumes one byte on). After a BCC
-    mismatch the frame is consumed when a start marker (or the end of the buffer) follows it;
-    otherwise its length is presumed corrupt and scanning resumes one byte after its start, so
-    good frames behind it are not lost.
+    over ``max_data_length`` is rejected (counted; scanning resumes one byte on). A frame whose
+    BCC does not match is returned at once and scanning resumes one byte after its start: a
+    corrupt length never swallows the good frames it overlaps, and the output never depends on
+    how the stream was chunked (a corrupt payload is rescanned and skipped as noise). A corrupt
+    length larger than what has arrived holds the stream until that many bytes are in (at most
+    ``max_data_length``).
     """
 
     def __init__(self, max_data_length: int = MAX_DATA_LENGTH) -> None:
@@ -258,17 +260,12 @@ class Framer:
                 out.append(frame)
                 pos = end
                 continue
+            # Report it, then rescan from the next byte: if its length was corrupt, the good frames
+            # it claimed are found again; if only its payload was, the payload is skipped as noise.
             self.bad_bcc += 1
             out.append(frame)
-            if (
-                end == size
-                or buf[end : end + 2] in (START_2016, START_2025)
-                or (end == size - 1 and buf[end] in (0x23, 0x24))
-            ):
-                pos = end
-            else:
-                self.skipped_bytes += 1
-                pos += 1
+            self.skipped_bytes += 1
+            pos += 1
         self._buffer = buf[pos:]
         return out
 

@@ -1183,12 +1183,6 @@ def test_framer_bad_bcc_then_good_frame() -> None:
     assert framer.buffered == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wire.Framer: after a bad-BCC frame whose (corrupt, too large) length ends exactly at a chunk "
-    "boundary, 'end of buffer' is taken as proof the frame ended there and the good frames it "
-    "overlapped are consumed; fed as one chunk the same bytes yield them. Output depends on TCP chunking.",
-)
 def test_framer_output_does_not_depend_on_chunking_after_a_corrupt_length() -> None:
     if not VECTORS:
         pytest.skip("vectors.md not found")
