@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -217,9 +217,16 @@ def _num(v: Any) -> float | None:
     return None if isinstance(v, Special) or v is None else float(v)
 
 
-def compare(frames: Sequence[Frame], rec: Recording, edition: int) -> tuple[dict[str, FieldCheck], list[str]]:
+def compare(
+    frames: Sequence[Frame],
+    rec: Recording,
+    edition: int,
+    overrides: dict[str, FieldCheck] | None = None,
+    skip: Iterable[str] = (),
+) -> tuple[dict[str, FieldCheck], list[str]]:
     """Compare every realtime/reissue record with the ground truth; returns per-field figures and the
-    list of mismatches (field, time, value, nearest truth)."""
+    list of mismatches (field, time, value, nearest truth). ``overrides`` replaces the checks of fields
+    (another DBC's resolutions); ``skip`` names fields not compared (not mapped)."""
     # tolerance: half the DBC resolution, plus half the protocol's where the protocol's is coarser (with
     # equal resolutions the DBC-quantised value is already on the protocol's grid)
     checks = {
@@ -239,9 +246,14 @@ def compare(frames: Sequence[Frame], rec: Recording, edition: int) -> tuple[dict
     if edition == 2016:
         checks["controller_voltage"] = FieldCheck(0.1, 0.1 / 2)  # 0.1 V both
         checks["controller_current"] = FieldCheck(0.1, 0.05 / 2 + 0.1 / 2)  # DBC 0.05 A, wire 0.1 A
+    checks.update({k: replace(v, max_dev=0.0, compared=0) for k, v in (overrides or {}).items()})
+    for name in skip:
+        checks.pop(name, None)
     bad: list[str] = []
 
     def cmp(name: str, t: float, got: Any, value: Callable[[Truth], float]) -> None:
+        if name not in checks:
+            return
         g = _num(got)
         if g is None:
             bad.append(f"{name} at {t}: {got!r}")
@@ -274,7 +286,7 @@ def compare(frames: Sequence[Frame], rec: Recording, edition: int) -> tuple[dict
                 cmp("motor_temperature", t, m.temperature, lambda x, i=i: x.motors[i].motor_temp)
                 cmp("controller_temperature", t, m.controller_temperature,
                     lambda x, i=i: x.motors[i].inverter_temp)
-                if edition == 2016:
+                if edition == 2016 and "controller_voltage" in checks:
                     cmp("controller_voltage", t, m.controller_voltage, lambda x, i=i: x.motors[i].dc_voltage)
                     cmp("controller_current", t, m.controller_current, lambda x, i=i: x.motors[i].dc_current)
         cells = _cells(report)
