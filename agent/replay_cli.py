@@ -29,7 +29,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", required=True, metavar="FILE", help="agent config (TOML)")
     p.add_argument("--out", required=True, metavar="FRAMES.hex", help="output: one hex frame per line")
     p.add_argument("--edition", type=int, choices=(2016, 2025), help="override [vehicle] edition")
-    p.add_argument("--nmea", metavar="FILE", help="GNSS track (NMEA 0183) to merge by time")
+    p.add_argument(
+        "--nmea",
+        metavar="FILE",
+        help="GNSS track (NMEA 0183) to merge by time (default: [gnss] source when it is a file)",
+    )
     p.add_argument(
         "--start",
         metavar="ISO-UTC",
@@ -78,6 +82,9 @@ def replay(
     if edition is not None:
         settings = settings.with_edition(edition)
     positions: list[Any] = []
+    source = settings.gnss.source
+    if nmea is None and settings.gnss.enabled and not source.startswith("serial:"):
+        nmea = source  # [gnss] source is an NMEA file: replay it with the log
     if nmea is not None:
         from agent.peripherals.gnss import read_positions
 

@@ -137,6 +137,16 @@ def test_gnss_from_nmea_reaches_the_location_block(drive: Recording, tmp_path: P
     assert worst < 2.5e-6, worst
 
 
+def test_gnss_file_source_of_the_config_is_replayed(drive: Recording, tmp_path: Path) -> None:
+    nmea = drive.log.with_suffix(".nmea")
+    frames = decode_lines(_replay(tmp_path, drive, 2025, f"[gnss]\nsource = '{nmea}'\n"))
+    for f in frames:
+        loc = block(report_of(f), Location2025)
+        truth = drive.truth_at(sim_seconds(report_of(f).time))
+        assert not loc.status & LocationStatus.INVALID_FIX
+        assert abs(loc.latitude - truth.latitude) < 2.5e-6
+
+
 def test_without_gnss_the_location_is_invalid(drive: Recording, tmp_path: Path) -> None:
     frames = decode_lines(_replay(tmp_path, drive, 2016))
     for f in frames:
