@@ -82,3 +82,36 @@ def test_source_specs() -> None:
 def test_missing_nmea_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read NMEA"):
         read_positions(tmp_path / "missing.nmea")
+
+
+def test_serial_receiver_over_a_pty() -> None:
+    import os
+
+    from agent.peripherals.gnss import SerialNmea
+
+    master, slave = os.openpty()
+    try:
+        track = _track(3.0)
+        data = "".join(line + "\r\n" for when, s in track for line in nmea_sentences(s, when))  # type: ignore[arg-type]
+        with SerialNmea(os.ttyname(slave), 9600, timeout=0.5) as gnss:
+            os.write(master, data.encode("ascii"))  # after the open: pyserial flushes input on open
+            positions = []
+            for _ in range(4 * len(track)):
+                pos = gnss.read_position()
+                if pos is not None:
+                    positions.append(pos)
+                if len(positions) == len(track):
+                    break
+        assert [p.time for p in positions] == [when for when, _ in track]
+        assert all(p.valid for p in positions)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_serial_open_failure_is_a_transport_error(tmp_path: Path) -> None:
+    from agent.errors import TransportError
+    from agent.peripherals.gnss import SerialNmea
+
+    with pytest.raises(TransportError, match="cannot open"):
+        SerialNmea(str(tmp_path / "ttyNONE"))
