@@ -8,19 +8,31 @@ from pathlib import Path
 
 import can
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agent.config import Settings, load_config
+from agent.config import Settings, load_config, parse_config
 from agent.pipeline import AgentPipeline, Emitted
 from agent.protocol.codec import decode_frame
 from agent.protocol.model import Command, Location2025, LocationStatus
 from agent.report.snapshot import Position
 from sim.run import simulate
 
-from .e2e_support import START, block, report_of, sim_seconds, write_config
+from .e2e_support import MAPPING, START, VIN, block, report_of, sim_seconds, write_config
 
 
 def _settings(tmp: Path, extra: str = "", edition: int = 2025) -> Settings:
     return load_config(write_config(tmp, edition, extra))
+
+
+_SETTINGS = {
+    ed: parse_config(
+        f'[vehicle]\nvin = "{VIN}"\nedition = {ed}\n[can]\nmapping = "{MAPPING}"\ninterface = "virtual"\n'
+        "[report]\nnormal_period_s = 1\n",
+        "fuzz.toml",
+    )
+    for ed in (2016, 2025)
+}
 
 
 def _messages(seconds: float = 12.0) -> list[can.Message]:
@@ -122,3 +134,47 @@ def test_error_remote_and_backward_frames_are_counted_and_logged_once(
     for text in ("error frames", "remote (RTR)", "going backwards", "ids the mapping does not use"):
         assert sum(text in m for m in messages) == 1, (text, messages)
     assert p.stats.by_kind["error-frame"] == n
+
+
+_MAPPED_IDS = (0x0A0, 0x0A1, 0x0B0, 0x0B1, 0x100, 0x101, 0x120, 0x121, 0x122, 0x123, 0x125, 0x180, 0x181,
+               0x210, 0x2A0, 0x2A1, 0x3F0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0.0, 40.0),
+            st.one_of(st.sampled_from(_MAPPED_IDS), st.integers(0, 0x1FFFFFFF)),
+            st.binary(max_size=64),
+            st.sampled_from(["data", "data", "data", "error", "remote", "extended"]),
+        ),
+        max_size=400,
+    ),
+    st.sampled_from([2016, 2025]),
+)
+def test_arbitrary_frames_never_crash_the_pipeline(
+    frames: list[tuple[float, int, bytes, str]], edition: int
+) -> None:
+    """Random ids, payloads (any length), kinds and timestamps (also backwards): counted, never raised;
+    whatever is emitted decodes."""
+    p = AgentPipeline(_SETTINGS[edition])
+    base = START.timestamp()
+    out: list[Emitted] = []
+    # a real start so that reports flow, then the noise
+    for m in _messages(2.0):
+        out += p.feed(m)
+    for t, can_id, data, kind in frames:
+        ts = base + 2.0 + t
+        if kind == "error":
+            msg = can.Message(timestamp=ts, is_error_frame=True)
+        elif kind == "remote":
+            msg = can.Message(timestamp=ts, arbitration_id=can_id & 0x7FF, is_remote_frame=True)
+        else:
+            ext = kind == "extended" or can_id > 0x7FF
+            msg = can.Message(timestamp=ts, arbitration_id=can_id, is_extended_id=ext, data=data,
+                              is_fd=len(data) > 8, check=False)
+        out += p.feed(msg)
+    out += p.finish()
+    for e in out:
+        assert decode_frame(e.frame).vin == p.vin
