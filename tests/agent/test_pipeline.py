@@ -140,7 +140,7 @@ _MAPPED_IDS = (0x0A0, 0x0A1, 0x0B0, 0x0B1, 0x100, 0x101, 0x120, 0x121, 0x122, 0x
                0x210, 0x2A0, 0x2A1, 0x3F0)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=max(50, settings().max_examples // 2))  # HYPOTHESIS_PROFILE=thorough: 1000
 @given(
     st.lists(
         st.tuples(
