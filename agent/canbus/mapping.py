@@ -270,6 +270,7 @@ class Group:
     decoder: Decoder
     check: FrameCheck | None = None
     max_stale: float = 0.0  # the longest staleness of any field reading this frame
+    dbc_length: int = 0  # the DBC's length of the message: a shorter frame is counted malformed
 
 
 @dataclass(frozen=True)
@@ -390,7 +391,7 @@ class CompiledMapping:
 
     def new_cache(self) -> Any:
         """A ``FrameCache`` that keeps only the wanted ids, split by mux value where needed."""
-        lengths = {g.frame_id: g.min_length for g in self.groups}
+        lengths = {g.frame_id: max(g.dbc_length, g.min_length) for g in self.groups}
         return _new_frame_cache(self.wanted_ids, dict(self.mux_selectors), lengths)
 
     def field_names(self) -> list[str]:
@@ -1069,6 +1070,7 @@ class _Compiler:
                     decoder=_compile_decoder(message, names, mux),
                     check=self.message_checks.get(message.name),
                     max_stale=self.group_stale[index],
+                    dbc_length=int(message.length),
                 )
             )
         mapping = CompiledMapping(
