@@ -178,6 +178,14 @@ SOC_LOW_PCT, SOC_HIGH_PCT = 10.0, 100.5
 INSULATION_LOW_KOHM = 50.0
 OVER_CURRENT_A = 600.0
 CELL_CHARGE_LIMIT_V = 4.20
+# Where a fault escalates, the level follows the T-Box's default staging (docs/alarms.md, NMC preset):
+# the flag's own threshold raises the lower level, these raise level 3 (level 2 for the cell spread).
+CELL_OV_L3_V, CELL_UV_L3_V = 4.35, 2.50
+CELL_OT_L3_C = 60.0
+CELL_SPREAD_L2_V, TEMP_SPREAD_L3_C = 0.50, 15.0
+PACK_UV_L3_PER_CELL_V = 2.50
+SOC_LOW_L2_PCT = 5.0
+INSULATION_L3_OHM_PER_V = 100.0
 # Motor controller self-protection: (warning, derate) thresholds, and the fault codes it reports.
 MOTOR_TEMP_C = (140.0, 150.0)
 INVERTER_TEMP_C = (80.0, 85.0)
@@ -311,7 +319,12 @@ def _extremes(values: list[float]) -> tuple[float, int, float, int, float] | Non
 
 
 def fault_flags(s: VehicleState, c: EcuContext) -> tuple[tuple[bool, ...], int]:
-    """The BMS fault flags (BMS_Faults order) and the highest level they raise (0..3)."""
+    """The BMS fault flags (BMS_Faults order) and the highest level they raise (0..3).
+
+    Each flag's level escalates as the T-Box's default alarm staging does (docs/alarms.md): e.g. a probe
+    above 55 degC is level 2, from 60 degC level 3; a cell over 4.25 V level 2, level 3 from 4.35 V or while
+    a full pack is still being charged (over-charge); the pack under 3.0 V/cell level 2, 2.5 V/cell level 3.
+    """
     cells, temps = c.cells, c.temps
     vmax = max(cells) if cells else 0.0
     vmin = min(cells) if cells else 0.0
@@ -334,7 +347,24 @@ def fault_flags(s: VehicleState, c: EcuContext) -> tuple[tuple[bool, ...], int]:
         abs(s.pack_current_a) > OVER_CURRENT_A,
         False,
     )
-    levels = (3, 2, 3, 1, 1, 2, 3, 2, 1, 2, 3, 3, 2, 3)
+    charging = s.charge_mode in (ChargeMode.AC, ChargeMode.DC)
+    ohm_per_v = s.insulation_kohm * 1000.0 / s.pack_voltage_v if s.pack_voltage_v > 0.0 else 0.0
+    levels = (
+        3 if vmax >= CELL_OV_L3_V or (charging and s.soc_pct >= 100.0) else 2,   # over-charge: 3
+        3 if vmin <= CELL_UV_L3_V else 2,
+        3 if tmax >= CELL_OT_L3_C else 2,
+        1,
+        2 if vmax - vmin >= CELL_SPREAD_L2_V else 1,
+        3 if tmax - tmin >= TEMP_SPREAD_L3_C else 2,
+        3,
+        3 if s.pack_voltage_v <= n * PACK_UV_L3_PER_CELL_V else 2,
+        2 if s.soc_pct <= SOC_LOW_L2_PCT else 1,
+        1,
+        3 if ohm_per_v <= INSULATION_L3_OHM_PER_V else 2,
+        3,
+        2,
+        3,
+    )
     level = max((lv for f, lv in zip(flags, levels, strict=True) if f), default=0)
     if s.bms_fault_codes and level == 0:
         level = 1

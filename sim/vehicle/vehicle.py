@@ -99,18 +99,25 @@ class Vehicle:
         soc0 = config.initial_soc_pct if config.initial_soc_pct is not None else (
             scenario_soc if scenario_soc is not None else start.soc_pct)
         self.rng = np.random.default_rng(seed)
-        amb = config.ambient_c
+        sc0 = self.scenario
+        amb = sc0.ambient_c if sc0 is not None and sc0.ambient_c is not None else config.ambient_c
         self.ambient_c = amb
-        self.pack = Pack(config, self.rng, soc0, amb + start.cell_dt_c)
-        self.pack.coolant_c = amb + start.cell_dt_c
+        pack_c = sc0.pack_temp_c if sc0 is not None and sc0.pack_temp_c is not None \
+            else amb + start.cell_dt_c
+        self.pack = Pack(config, self.rng, soc0, pack_c)
+        self.pack.coolant_c = pack_c
         self.cycle: DriveCycle | None = load_cycle(profile) if self._kind == "drive" else None
         self.route = Route()
         self.faults = Faults()
         self._weak_applied = False
         self._blocked_applied: int | None = None
         n_m = config.n_motors
-        self.motor_temp = [amb + start.motor_dt_c] * n_m
-        self.inverter_temp = [amb + start.inverter_dt_c] * n_m
+        motor_c = sc0.motor_temp_c if sc0 is not None and sc0.motor_temp_c is not None \
+            else amb + start.motor_dt_c
+        inverter_c = sc0.inverter_temp_c if sc0 is not None and sc0.inverter_temp_c is not None \
+            else amb + start.inverter_dt_c
+        self.motor_temp = [motor_c] * n_m
+        self.inverter_temp = [inverter_c] * n_m
         self.dcdc_temp = amb + start.dcdc_dt_c
         self.motor_tripped = [False] * n_m
         self.dcdc_tripped = False

@@ -39,6 +39,7 @@ def test_required_scenarios_exist_and_are_well_formed() -> None:
         assert set(sc.flags) <= VALID_BITS
         assert 0 <= sc.level <= 4 and (sc.level == 0) == (not sc.flags)
         assert sc.default_profile in PROFILES
+        assert sc.start_s > 0.0 and 0.0 < sc.run_s <= 600.0     # bounded: documented state within 600 s
     runaway = SCENARIOS["thermal-runaway-precursor"]
     assert runaway.level == 4 and 23 in runaway.flags
     assert SCENARIOS["over-charge"].flags[0] == 18
