@@ -6,8 +6,13 @@ should raise (0 temperature difference, 1 battery high temperature, 2 pack over-
 under-voltage, 4 low SOC, 5 cell over-voltage, 6 cell under-voltage, 7 high SOC, 8 SOC jump, 10 poor cell
 consistency, 11 insulation, 12 DC-DC temperature, 13 brake system, 14 DC-DC status, 15 motor controller
 temperature, 16 HV interlock, 17 motor temperature, 18 over-charge, 23 thermal event (2025)), ``level``
-the alarm level (1..3; 4 = thermal event, GB/T 32960-2025). ``signature`` tells whether a recorded run
-shows the fault (used by the tests; thresholds are documented in docs/simulator-physics.md).
+the highest alarm level (1..3; 4 = thermal event, GB/T 32960-2025) the T-Box's default thresholds
+(docs/alarms.md) reach; both appear within ``run_s`` simulated seconds after ``start_s`` (the tests run
+each scenario until they do). Flags the engine legitimately raises on the way are listed too (e.g. low
+SOC when a scenario starts nearly empty). ``signature`` tells whether a recorded run shows the fault
+(used by the tests; thresholds are documented in docs/simulator-physics.md). A scenario may start from
+its own SOC, ambient and component temperatures (a pack heat-soaked by a fast charge, a motor warm from
+the motorway), so that the fault develops within minutes.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ class Scenario:
     name: str
     description: str
     flags: tuple[int, ...]                       # GB/T 32960 general alarm flag bits
-    level: int                                   # highest alarm level it should produce
+    level: int                                   # highest alarm level it should produce (in run_s)
     activate: Callable[[Faults, float], None]    # (faults, seconds since start) -> set knobs
     signature: Callable[[States], bool]          # does a recorded run show the fault?
     start_s: float = 60.0
