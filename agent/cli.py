@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from agent.errors import TboxError
 
 #: modules that contribute verbs, in help order
-VERB_MODULES = ("agent.codec_cli", "sim.cli", "agent.replay_cli", "agent.mapping_cli", "agent.demo_cli")
+VERB_MODULES = (
+    "agent.codec_cli",
+    "sim.cli",
+    "agent.replay_cli",
+    "agent.mapping_cli",
+    "agent.demo_cli",
+    "sim.platform.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,322 @@
+"""Strict conformance checks of the reference platform: pure functions plus per-VIN state.
+
+Every check returns ``Violation(kind, reason)`` values; the server stores them with the frame that caused
+them. Kinds, references and default tolerances are listed in docs/platform.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from agent.protocol.codec import CodecOptions, encode_info_blocks
+from agent.protocol.errors import ProtocolError
+from agent.protocol.model import (
+    Alarm,
+    Alarm2025,
+    CellVoltages,
+    Command,
+    Edition,
+    GearPosition,
+    ParallelUnitVoltages,
+    RealtimeReport,
+    Special,
+    VehicleData,
+    VehicleData2025,
+    VehicleState,
+)
+from agent.protocol.session import beijing_date
+
+log = logging.getLogger(__name__)
+
+_STRICT = CodecOptions(strict=True)
+#: 2025 general-alarm bit 23: thermal event (2025 Table 24; §4.3 "level 4 without bit 23")
+THERMAL_EVENT_BIT = 23
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One conformance violation: a short machine-readable ``kind`` and a human ``reason``."""
+
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Tolerances of the checks (seconds, km, V); defaults documented in docs/platform.md."""
+
+    max_latency: float = 30.0  # realtime: server receipt − collection time (2025 §4.3: > 30 s flagged)
+    max_future: float = 30.0  # any frame: collection time ahead of the server clock
+    report_period: float = 30.0  # configured normal report period (param 0x02; ≤ 30 s while driving)
+    period_tolerance: float = 5.0
+    heartbeat_interval: float = 30.0  # param 0x09: the longest silence a logged-in terminal may keep
+    heartbeat_tolerance: float = 10.0
+    reissue_days_2016: float = 3.0  # Annex B 2016
+    reissue_days_2025: float = 7.0  # Annex B 2025
+    alarm_pre_seconds: int = 30  # level ≥ 3: every second from the fault point − 30 s
+    alarm_post_seconds: int = 30  # 2016: … to the fault point + 30 s (2025: until it clears, at least this)
+    voltage_sum_tolerance: float = 5.0  # 2025 §4.3
+    mileage_jump_km: float = 4.0  # 2025 §4.3: > 4 km between frames 30 s apart
+    mileage_jump_window: float = 30.0
+    off_speed_kmh: float = 5.0  # 2025 §4.3: vehicle off with speed above 5 km/h
+
+
+@dataclass
+class VinState:
+    """What the checks remember about one VIN across its connections."""
+
+    login_day: date | None = None
+    login_serial: int | None = None
+    realtime_times: set[datetime] = field(default_factory=set)
+    last_realtime: datetime | None = None  # collection time of the previous 0x02 (this connection)
+    last_running: bool = False
+    last_mileage: tuple[datetime, float] | None = None
+
+
+def _second(value: float) -> str:
+    return f"{value:.0f} s"
+
+
+# =========================================================================== session-level checks
+
+
+def check_login(state: VinState, login_time: datetime, serial: int) -> list[Violation]:
+    """Login serial: +1 per login within a Beijing day (spec §4.2; 2025 §4.3 "does not increase")."""
+    out: list[Violation] = []
+    day = beijing_date(login_time)
+    if state.login_day == day and state.login_serial is not None and serial <= state.login_serial:
+        out.append(Violation("login_serial", f"login serial {serial} does not increase (previous "
+                                             f"{state.login_serial} on {day.isoformat()})"))
+    if not 1 <= serial <= 65531:
+        out.append(Violation("login_serial", f"login serial {serial} outside 1..65531"))
+    state.login_day = day
+    state.login_serial = serial
+    state.last_realtime = None
+    return out
+
+
+def check_logout(state: VinState, serial: int) -> list[Violation]:
+    """Logout serial must equal the current login serial (spec §4.3)."""
+    if state.login_serial is not None and serial != state.login_serial:
+        return [Violation("logout_serial", f"logout serial {serial} ≠ login serial {state.login_serial}")]
+    return []
+
+
+def check_time(command: int, collected: datetime, received: datetime, edition: Edition,
+               limits: Limits) -> list[Violation]:
+    """Latency of realtime data, collection times in the future, reissue older than the window."""
+    out: list[Violation] = []
+    ahead = (collected - received).total_seconds()
+    if ahead > limits.max_future:
+        out.append(Violation("time_skew", f"collection time {_second(ahead)} ahead of the server clock"))
+    late = (received - collected).total_seconds()
+    if command == Command.REALTIME and late > limits.max_latency:
+        out.append(Violation("time_skew", f"realtime collected {_second(late)} before receipt "
+                                          f"(limit {_second(limits.max_latency)})"))
+    if command == Command.REISSUE:
+        days = limits.reissue_days_2025 if edition == Edition.E2025 else limits.reissue_days_2016
+        if late > days * 86400:
+            out.append(Violation("reissue_too_old", f"reissue of data {late / 86400:.1f} days old "
+                                                    f"(window {days:g} days)"))
+    return out
+
+
+def check_silence(gap: float, limits: Limits) -> list[Violation]:
+    """A logged-in terminal sent nothing (not even a heartbeat 0x07) for longer than its period."""
+    limit = limits.heartbeat_interval + limits.heartbeat_tolerance
+    if gap > limit:
+        period = f"{_second(limits.heartbeat_interval)} + {_second(limits.heartbeat_tolerance)}"
+        return [Violation("heartbeat", f"silent for {_second(gap)} (heartbeat period {period})")]
+    return []
+
+
+# =========================================================================== report checks
+
+
+def vehicle_block(report: RealtimeReport) -> VehicleData | VehicleData2025 | None:
+    """The whole-vehicle block (0x01) of a report, if any."""
+    return next((b for b in report.blocks if isinstance(b, VehicleData | VehicleData2025)), None)
+
+
+def alarm_level(report: RealtimeReport) -> int | None:
+    """The highest alarm level of a report (None: no alarm block or a sentinel)."""
+    for b in report.blocks:
+        if isinstance(b, Alarm | Alarm2025) and not isinstance(b.max_level, Special):
+            return int(b.max_level)
+    return None
+
+
+def check_report(state: VinState, command: int, edition: Edition, report: RealtimeReport,
+                 limits: Limits) -> list[Violation]:
+    """Every per-report check: duplicates, period, values, and the 2025 §4.3 consistency rules."""
+    out: list[Violation] = []
+    t = report.time
+    vehicle = vehicle_block(report)
+    if command == Command.REALTIME:
+        if t in state.realtime_times:
+            out.append(Violation("duplicate_realtime", f"{t.isoformat()} received twice as realtime 0x02"))
+        state.realtime_times.add(t)
+        if state.last_realtime is not None and state.last_running:
+            gap = (t - state.last_realtime).total_seconds()
+            limit = limits.report_period + limits.period_tolerance
+            if gap > limit:
+                out.append(Violation("report_period", f"{_second(gap)} between realtime reports while "
+                                                      f"running (period {_second(limits.report_period)})"))
+        if state.last_realtime is None or t > state.last_realtime:
+            state.last_realtime = t
+            state.last_running = vehicle is not None and vehicle.vehicle_state == VehicleState.STARTED
+    out += check_values(edition, report)
+    out += check_consistency(edition, report, limits)
+    if vehicle is not None and not isinstance(vehicle.mileage, Special):
+        last = state.last_mileage
+        if last is not None and 0 < abs((t - last[0]).total_seconds()) <= limits.mileage_jump_window:
+            jump = abs(vehicle.mileage - last[1])
+            if jump > limits.mileage_jump_km:
+                out.append(Violation("mileage_jump", f"mileage changed {jump:.1f} km within "
+                                                     f"{_second(abs((t - last[0]).total_seconds()))}"))
+        if last is None or t >= last[0]:
+            state.last_mileage = (t, float(vehicle.mileage))
+    return out
+
+
+def check_values(edition: Edition, report: RealtimeReport) -> list[Violation]:
+    """Out-of-range values and undefined codes: each block is re-encoded with the strict encoder."""
+    out: list[Violation] = []
+    for block in report.blocks:
+        try:
+            encode_info_blocks(edition, [block], options=_STRICT)
+        except ProtocolError as exc:
+            where = exc.field or type(block).__name__
+            out.append(Violation("out_of_range", f"{where}: {exc.reason}"))
+        except (ValueError, TypeError, OverflowError) as exc:  # a model the encoder cannot take at all
+            out.append(Violation("out_of_range", f"{type(block).__name__}: {exc}"))
+    return out
+
+
+def check_consistency(edition: Edition, report: RealtimeReport, limits: Limits) -> list[Violation]:
+    """2025 §4.3 data-governance rules that apply to one frame (also run on 2016 data where meaningful)."""
+    out: list[Violation] = []
+    vehicle = vehicle_block(report)
+    if vehicle is not None and not isinstance(vehicle.speed, Special):
+        gear = vehicle.gear
+        if gear.gear == GearPosition.PARK and not gear.invalid and vehicle.speed > 0:
+            out.append(Violation("speed_in_park", f"speed {vehicle.speed:g} km/h in P"))
+        if vehicle.vehicle_state == VehicleState.STOPPED and vehicle.speed > limits.off_speed_kmh:
+            out.append(Violation("off_with_speed", f"vehicle off at {vehicle.speed:g} km/h"))
+    for block in report.blocks:
+        if isinstance(block, Alarm2025):
+            out += _alarm_2025(block)
+        elif isinstance(block, Alarm) and not isinstance(block.max_level, Special):
+            if 1 <= int(block.max_level) <= 4 and int(block.general_flags) == 0:
+                out.append(Violation("alarm_flags", f"alarm level {int(block.max_level)} with no flag set"))
+        elif isinstance(block, CellVoltages) and not isinstance(block.subsystems, Special):
+            for rec in block.subsystems:
+                cells = rec.cell_voltages
+                if rec.start_index != 1 or rec.cell_count != len(cells):
+                    continue  # a split record: the sum is not the whole pack
+                out += _voltage_sum(f"subsystem {rec.number}", rec.voltage, cells, limits)
+        elif isinstance(block, ParallelUnitVoltages) and not isinstance(block.packs, Special):
+            for pack in block.packs:
+                out += _voltage_sum(f"pack {pack.number}", pack.voltage, pack.cell_voltages, limits)
+    return out
+
+
+def _voltage_sum(name: str, total: float | Special, cells: Sequence[float | Special],
+                 limits: Limits) -> list[Violation]:
+    values = [c for c in cells if not isinstance(c, Special)]
+    if isinstance(total, Special) or not cells or len(values) != len(cells):
+        return []
+    s = sum(values)
+    if abs(s - total) > limits.voltage_sum_tolerance:
+        return [Violation("voltage_sum", f"{name}: total {total:g} V vs sum of units {s:.3f} V "
+                                         f"(tolerance {limits.voltage_sum_tolerance:g} V)")]
+    return []
+
+
+def _alarm_2025(block: Alarm2025) -> list[Violation]:
+    out: list[Violation] = []
+    if isinstance(block.max_level, Special):
+        return out
+    level = int(block.max_level)
+    if 1 <= level <= 4 and int(block.general_flags) == 0:
+        out.append(Violation("alarm_flags", f"alarm level {level} with no flag set"))
+    if isinstance(block.flag_levels, Special):
+        return out
+    listed = [int(f.level) for f in block.flag_levels]
+    highest = max(listed, default=0)
+    if listed and highest != level:
+        out.append(Violation("alarm_level", f"max alarm level {level} ≠ highest level {highest} in N5"))
+    if level == 4 and not any(f.bit == THERMAL_EVENT_BIT for f in block.flag_levels):
+        out.append(Violation("alarm_level", "level 4 without bit 23 (thermal event) in the N5 list"))
+    return out
+
+
+# =========================================================================== alarm window (offline)
+
+
+def alarm_window_gaps(samples: Iterable[tuple[datetime, int | None]], edition: Edition,
+                      limits: Limits) -> list[tuple[datetime, Violation]]:
+    """Seconds missing around level ≥ 3 alarms (spec §6 / 2025 §4.1), from every report of one VIN.
+
+    ``samples``: (collection time, alarm level) of every realtime and reissue report. A fault point is a
+    report with level ≥ 3 whose previous second had a lower level (or no data). Required: every second
+    from the fault point − ``alarm_pre_seconds`` to the fault point + ``alarm_post_seconds`` (2025: to the
+    last second of the alarm if later), limited to the last second the VIN has data for.
+    Returns (fault point, violation) pairs.
+    """
+    levels: dict[datetime, int] = {}
+    for t, level in samples:
+        levels[t] = max(levels.get(t, 0), level or 0)
+    if not levels:
+        return []
+    times = sorted(levels)
+    last = times[-1]
+    out: list[tuple[datetime, Violation]] = []
+    one = timedelta(seconds=1)
+    covered_until: datetime | None = None
+    for t in times:
+        if levels[t] < 3 or levels.get(t - one, 0) >= 3 or (covered_until is not None and t <= covered_until):
+            continue
+        end = t + timedelta(seconds=limits.alarm_post_seconds)
+        if edition == Edition.E2025:
+            clear = t
+            while levels.get(clear + one, 0) >= 3:
+                clear += one
+            end = max(end, clear)
+        end = min(end, last)
+        covered_until = end
+        start = t - timedelta(seconds=limits.alarm_pre_seconds)
+        missing = []
+        cur = start
+        while cur <= end:
+            if cur not in levels:
+                missing.append(cur)
+            cur += one
+        if missing:
+            span = int((end - start).total_seconds()) + 1
+            out.append((t, Violation(
+                "alarm_window_gap",
+                f"level {levels[t]} alarm at {t.isoformat()}: {len(missing)} of {span} seconds missing "
+                f"(first {missing[0].isoformat()})",
+            )))
+    return out
+
+
+__all__ = [
+    "Limits",
+    "VinState",
+    "Violation",
+    "alarm_level",
+    "alarm_window_gaps",
+    "check_consistency",
+    "check_login",
+    "check_logout",
+    "check_report",
+    "check_silence",
+    "check_time",
+    "check_values",
+    "vehicle_block",
+]

@@ -1,0 +1,223 @@
+"""SQLite (WAL) storage of the reference platform: frames, violations and queued downlink commands.
+
+The server is the only writer of ``frames`` and ``violations``; ``tbox platform send`` (another process)
+inserts into ``commands``, which the server polls once per second and updates with the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS frames (
+    id INTEGER PRIMARY KEY,
+    conn INTEGER NOT NULL,          -- connection number (per server run)
+    received_at TEXT NOT NULL,      -- server receive time, ISO 8601 UTC
+    vin TEXT NOT NULL,
+    edition INTEGER NOT NULL,       -- 2016 ('##') or 2025 ('$$')
+    command INTEGER NOT NULL,
+    response INTEGER NOT NULL,
+    collected TEXT,                 -- collection time of the data unit, ISO 8601 UTC (NULL: none)
+    alarm_level INTEGER,            -- highest alarm level of a realtime/reissue report
+    raw TEXT NOT NULL,              -- the frame as received, hex
+    reply TEXT,                     -- bytes the server answered with, hex (NULL: no answer)
+    decoded TEXT                    -- agent.protocol.jsonform.frame_to_json (NULL: undecodable)
+);
+CREATE INDEX IF NOT EXISTS frames_vin ON frames (vin, collected);
+CREATE TABLE IF NOT EXISTS violations (
+    id INTEGER PRIMARY KEY,
+    frame_id INTEGER REFERENCES frames (id),
+    vin TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS violations_frame ON violations (frame_id);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY,
+    vin TEXT NOT NULL,
+    kind TEXT NOT NULL,             -- query | set | control
+    args TEXT NOT NULL,             -- JSON
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | replied | abandoned | failed
+    result TEXT,                    -- JSON: reply flag and body, or the failure reason
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+FINAL_STATUSES = ("replied", "abandoned", "failed")
+
+
+def iso(t: datetime) -> str:
+    """ISO 8601 UTC text of an aware datetime."""
+    return t.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class FrameRow:
+    """One stored frame."""
+
+    id: int
+    conn: int
+    received_at: str
+    vin: str
+    edition: int
+    command: int
+    response: int
+    collected: str | None
+    alarm_level: int | None
+    raw: str
+    reply: str | None
+    decoded: Any
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    """One queued downlink command."""
+
+    id: int
+    vin: str
+    kind: str
+    args: Any
+    status: str
+    result: Any
+
+
+class PlatformDB:
+    """The platform database; one connection per process (the server's lives on its event loop)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open platform database: {exc}") from exc
+        self._in_tx = False
+
+    def close(self) -> None:
+        self.commit()
+        self.conn.close()
+
+    # ---- writes (server)
+
+    def _begin(self) -> None:
+        if not self._in_tx:
+            self.conn.execute("BEGIN")
+            self._in_tx = True
+
+    def commit(self) -> None:
+        """Commit what was written since the last commit (the server commits after every read)."""
+        if self._in_tx:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: commit failed: {exc}") from exc
+            self._in_tx = False
+
+    def add_frame(self, *, conn: int, received_at: datetime, vin: str, edition: int, command: int,
+                  response: int, collected: datetime | None, alarm_level: int | None, raw: bytes,
+                  reply: bytes | None, decoded: Any) -> int:
+        """Store one received frame; returns its id."""
+        self._begin()
+        try:
+            cur = self.conn.execute(
+                "INSERT INTO frames (conn, received_at, vin, edition, command, response, collected,"
+                " alarm_level, raw, reply, decoded) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (conn, iso(received_at), vin, edition, command, response,
+                 iso(collected) if collected is not None else None, alarm_level, raw.hex().upper(),
+                 reply.hex().upper() if reply else None,
+                 json.dumps(decoded, ensure_ascii=False) if decoded is not None else None),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot store a frame: {exc}") from exc
+        return int(cur.lastrowid or 0)
+
+    def add_violation(self, frame_id: int | None, vin: str, kind: str, reason: str, at: datetime) -> None:
+        """Record one violation (``frame_id`` None: not tied to one frame, e.g. a silence)."""
+        self._begin()
+        self.conn.execute("INSERT INTO violations (frame_id, vin, kind, reason, at) VALUES (?,?,?,?,?)",
+                          (frame_id, vin, kind, reason, iso(at)))
+
+    # ---- downlink commands
+
+    def queue_command(self, vin: str, kind: str, args: Any) -> int:
+        """Queue a downlink command for the running server (``tbox platform send``)."""
+        now = iso(datetime.now(UTC))
+        cur = self.conn.execute(
+            "INSERT INTO commands (vin, kind, args, created_at, updated_at) VALUES (?,?,?,?,?)",
+            (vin, kind, json.dumps(args), now, now))
+        return int(cur.lastrowid or 0)
+
+    def pending_commands(self) -> list[CommandRow]:
+        rows = self.conn.execute(
+            "SELECT id, vin, kind, args, status, result FROM commands WHERE status = 'pending' ORDER BY id"
+        ).fetchall()
+        return [_command(r) for r in rows]
+
+    def update_command(self, command_id: int, status: str, result: Any = None) -> None:
+        self._begin()
+        self.conn.execute("UPDATE commands SET status = ?, result = ?, updated_at = ? WHERE id = ?",
+                          (status, json.dumps(result) if result is not None else None,
+                           iso(datetime.now(UTC)), command_id))
+
+    def command(self, command_id: int) -> CommandRow | None:
+        row = self.conn.execute("SELECT id, vin, kind, args, status, result FROM commands WHERE id = ?",
+                                (command_id,)).fetchone()
+        return _command(row) if row is not None else None
+
+    # ---- reads
+
+    def frames(self, vin: str | None = None) -> Iterator[FrameRow]:
+        """Stored frames in arrival order (optionally one VIN's)."""
+        sql = ("SELECT id, conn, received_at, vin, edition, command, response, collected, alarm_level, raw,"
+               " reply, decoded FROM frames")
+        args: tuple[Any, ...] = ()
+        if vin is not None:
+            sql += " WHERE vin = ?"
+            args = (vin,)
+        for r in self.conn.execute(sql + " ORDER BY id", args):
+            decoded = json.loads(r[11]) if r[11] is not None else None
+            yield FrameRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], decoded)
+
+    def violations_by_frame(self) -> dict[int | None, list[tuple[str, str]]]:
+        out: dict[int | None, list[tuple[str, str]]] = {}
+        for frame_id, kind, reason in self.conn.execute(
+                "SELECT frame_id, kind, reason FROM violations ORDER BY id"):
+            out.setdefault(frame_id, []).append((kind, reason))
+        return out
+
+    def violations(self, vin: str | None = None) -> list[tuple[int | None, str, str, str]]:
+        """(frame id, VIN, kind, reason) of every recorded violation."""
+        sql = "SELECT frame_id, vin, kind, reason FROM violations"
+        if vin is not None:
+            return list(self.conn.execute(sql + " WHERE vin = ? ORDER BY id", (vin,)))
+        return list(self.conn.execute(sql + " ORDER BY id"))
+
+    def realtime_times(self, vin: str) -> set[str]:
+        """Collection times (ISO) this VIN already sent as realtime 0x02 (duplicate detection)."""
+        rows = self.conn.execute(
+            "SELECT collected FROM frames WHERE vin = ? AND command = 2 AND response = 254"
+            " AND collected IS NOT NULL AND decoded IS NOT NULL", (vin,))
+        return {r[0] for r in rows}
+
+
+def _command(row: tuple[Any, ...]) -> CommandRow:
+    return CommandRow(row[0], row[1], row[2], json.loads(row[3]), row[4],
+                      json.loads(row[5]) if row[5] is not None else None)
+
+
+__all__ = ["FINAL_STATUSES", "SCHEMA", "CommandRow", "FrameRow", "PlatformDB", "iso"]

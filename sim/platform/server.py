@@ -1,0 +1,532 @@
+"""The reference platform: an asyncio TCP (optionally TLS) GB/T 32960 server, strict and recording.
+
+One ``PlatformSession`` per connection; both editions are accepted on the same port (the start marker
+tells). Every received frame is stored (``db.PlatformDB``) with its reply, decoded JSON and the
+violations the checks (``checks``) found. Downlink commands queued in the database by
+``tbox platform send`` are picked up once per second. See docs/platform.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+import ssl
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError, TboxError
+from agent.protocol import wire
+from agent.protocol.codec import DEFAULT, CodecOptions, ResponseForm, decode_raw, encode_frame
+from agent.protocol.errors import ProtocolError
+from agent.protocol.jsonform import frame_to_json
+from agent.protocol.model import (
+    Cipher,
+    Command,
+    ControlId,
+    Edition,
+    Encryption,
+    Frame,
+    Parameter,
+    RealtimeReport,
+    ResponseFlag,
+    Verifier,
+)
+from agent.protocol.session import (
+    BeforeLogin,
+    CloseRequested,
+    DownlinkAbandoned,
+    DownlinkReplied,
+    Event,
+    FrameIgnored,
+    LoginRefused,
+    PlatformConfig,
+    PlatformSession,
+    ProtocolViolation,
+    ReportReceived,
+    ReportRefused,
+    SessionEnded,
+    VehicleLoggedIn,
+    VehicleLoggedOut,
+)
+from sim.platform import checks
+from sim.platform.checks import Limits, VinState, Violation
+from sim.platform.db import PlatformDB
+
+log = logging.getLogger(__name__)
+
+_DECODE_BUGS = (ValueError, IndexError, KeyError, TypeError, struct.error)
+POLL_INTERVAL = 1.0  # seconds between looks at the commands table
+
+
+@dataclass(frozen=True)
+class VinKeys:
+    """Per-VIN crypto: data-unit cipher (decryption) and 2025 signature verifier."""
+
+    cipher: Cipher | None = None
+    verifier: Verifier | None = None
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``serve`` needs; defaults are the documented ones (docs/platform.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    db_path: str = "platform.db"
+    edition_reply: str = "same"  # same | 2016 | 2025
+    ack: ResponseForm = ResponseForm.TIME_ONLY
+    reply_realtime: bool = False
+    vins: frozenset[str] | None = None  # None: any VIN may log in
+    keys: dict[str, VinKeys] = field(default_factory=dict)
+    duplicate_vin: str = "close-old"  # close-old (Annex B: drop the old session) | refuse (flag 0x03)
+    before_login: BeforeLogin = BeforeLogin.IGNORE
+    heartbeat_interval: float = 30.0
+    idle_factor: float = 3.0
+    downlink_retry_interval: float = 60.0
+    limits: Limits = field(default_factory=Limits)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+
+
+class _ReplyCodec:
+    """Codec of one connection: per-VIN cipher for decoding, optional forced reply edition."""
+
+    def __init__(self, edition_reply: str) -> None:
+        self.cipher: Cipher | None = None
+        self.edition: Edition | None = {"2016": Edition.E2016, "2025": Edition.E2025}.get(edition_reply)
+        self.options: CodecOptions = DEFAULT
+
+    def encode(self, frame: Frame) -> bytes:
+        if self.edition is not None and frame.edition != self.edition:
+            frame = dataclasses.replace(frame, edition=self.edition)
+        return encode_frame(frame, options=self.options)
+
+    def decode(self, raw: wire.RawFrame) -> Frame:
+        return decode_raw(raw, cipher=self.cipher, options=self.options)
+
+
+class RecordingSession(PlatformSession):
+    """A ``PlatformSession`` fed one already-framed raw frame at a time (the server frames the stream
+    itself so it can store every frame, corrupt ones included)."""
+
+    def receive_raw(self, raw: wire.RawFrame, now: float) -> tuple[Frame | None, list[Event]]:
+        """Handle one raw frame; returns the decoded frame (None if corrupt) and the events."""
+        if not raw.bcc_ok:
+            return None, self._bad_bcc(raw, now)
+        try:
+            frame = self.codec.decode(raw)
+        except ProtocolError as exc:
+            return None, self._undecodable(raw, exc, now)
+        except _DECODE_BUGS as exc:
+            log.exception("decoder failed on cmd 0x%02X", raw.command)
+            return None, self._undecodable(raw, ProtocolError(f"decoder failed: {exc!r}", 24, "data"), now)
+        return frame, self.receive_frame(frame, now)
+
+
+@dataclass(eq=False)
+class _Conn:
+    id: int
+    session: RecordingSession
+    writer: asyncio.StreamWriter
+    codec: _ReplyCodec
+    peer: str
+    closing: bool = False
+    last_rx: float | None = None
+    pending: list[Violation] = field(default_factory=list)
+    downlinks: dict[tuple[int, datetime], int] = field(default_factory=dict)
+
+
+def _violation_kind(ev: Event) -> Violation | None:
+    if isinstance(ev, ProtocolViolation):
+        reason = ev.reason
+        if ev.field == "bcc":
+            kind = "bad_bcc"
+        elif (ev.field or "").endswith("length") or "truncated" in reason or "length" in reason:
+            kind = "bad_length"
+        elif "another VIN" in reason or "matches no pending" in reason:
+            kind = "protocol"
+        else:
+            kind = "undecodable"
+        where = f" at offset {ev.offset}" if ev.offset is not None else ""
+        return Violation(kind, f"{reason} ({ev.field or '?'}{where})")
+    if isinstance(ev, FrameIgnored):
+        kind = "before_login" if "before login" in ev.reason else "ignored"
+        return Violation(kind, f"cmd 0x{ev.command:02X}: {ev.reason}")
+    if isinstance(ev, ReportRefused) and ev.reason == "signature":
+        return Violation("signature", "2025 signature missing or not valid")
+    return None
+
+
+class PlatformServer:
+    """The asyncio server; ``start()`` then ``serve(seconds)`` (or ``stop()``)."""
+
+    def __init__(self, config: ServerConfig, wallclock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.wallclock = wallclock or (lambda: datetime.now(UTC))
+        self.db = PlatformDB(config.db_path)
+        self.states: dict[str, VinState] = {}
+        self.online: dict[str, _Conn] = {}
+        self.conns: set[_Conn] = set()
+        self._ids = itertools.count(1)
+        self._server: asyncio.Server | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self.port: int = config.port
+
+    # ---- lifecycle
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        c = self.config
+        if c.tls_cert is None:
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(c.tls_cert, c.tls_key)
+            if c.tls_client_ca is not None:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(c.tls_client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load TLS material: {exc}", key="tls") from exc
+        return ctx
+
+    async def start(self) -> None:
+        """Bind and start accepting; ``self.port`` is the bound port."""
+        try:
+            self._server = await asyncio.start_server(self._handle, self.config.host, self.config.port,
+                                                      ssl=self._ssl())
+        except OSError as exc:
+            from agent.errors import TransportError
+
+            raise TransportError(f"cannot listen on {self.config.host}:{self.config.port}: {exc}") from exc
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._poller = asyncio.create_task(self._poll_commands())
+        log.info("platform listening on %s:%d", self.config.host, self.port)
+
+    async def serve(self, seconds: float | None = None) -> None:
+        """Run until ``seconds`` elapsed (None: forever), then stop."""
+        try:
+            if seconds is None:
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(seconds)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Close the listener and every connection, commit the database."""
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for conn in list(self.conns):
+            conn.closing = True
+            conn.writer.close()
+        for _ in range(50):  # let the handlers record their ends (bounded)
+            if not self.conns:
+                break
+            await asyncio.sleep(0.01)
+        self.db.commit()
+
+    # ---- per connection
+
+    def _state(self, vin: str) -> VinState:
+        state = self.states.get(vin)
+        if state is None:
+            state = VinState()
+            for text in self.db.realtime_times(vin):
+                state.realtime_times.add(datetime.fromisoformat(text))
+            self.states[vin] = state
+        return state
+
+    def _authorize(self, conn: _Conn, frame: Frame) -> ResponseFlag | None:
+        vin = frame.vin
+        if self.config.vins is not None and vin not in self.config.vins:
+            conn.pending.append(Violation("unknown_vin", f"VIN {vin!r} is not registered"))
+            return ResponseFlag.VIN_NOT_EXIST if frame.edition == Edition.E2025 else ResponseFlag.ERROR
+        other = self.online.get(vin)
+        if other is not None and other is not conn and not other.closing:
+            conn.pending.append(Violation("duplicate_vin", f"VIN {vin} logged in again while connection "
+                                                           f"{other.id} ({other.peer}) is online"))
+            if self.config.duplicate_vin == "refuse":
+                return ResponseFlag.VIN_DUPLICATE
+            self._dispatch(other, other.session.close("duplicate_vin"), None, None)
+        return ResponseFlag.SUCCESS
+
+    def _new_session(self, conn_id: int, writer: asyncio.StreamWriter, peer: str) -> _Conn:
+        c = self.config
+        codec = _ReplyCodec(c.edition_reply)
+        pconf = PlatformConfig(
+            response_form=c.ack, before_login=c.before_login, reply_realtime_success=c.reply_realtime,
+            downlink_retry_interval=c.downlink_retry_interval, heartbeat_interval=c.heartbeat_interval,
+            idle_factor=c.idle_factor,
+        )
+        holder: list[_Conn] = []
+        session = RecordingSession(pconf, wallclock=self.wallclock,
+                                   authorize_login=lambda f: self._authorize(holder[0], f), codec=codec)
+        conn = _Conn(conn_id, session, writer, codec, peer)
+        holder.append(conn)
+        return conn
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        peer = str(writer.get_extra_info("peername"))
+        conn = self._new_session(next(self._ids), writer, peer)
+        self.conns.add(conn)
+        framer = wire.Framer()
+        conn.session.connection_made(loop.time())
+        log.info("connection %d from %s", conn.id, peer)
+        try:
+            while not conn.closing:
+                now = loop.time()
+                deadline = conn.session.next_deadline()
+                timeout = POLL_INTERVAL if deadline is None else max(0.0, min(POLL_INTERVAL, deadline - now))
+                try:
+                    data: bytes | None = await asyncio.wait_for(reader.read(65536), timeout)
+                except TimeoutError:
+                    data = None
+                now = loop.time()
+                if data == b"":
+                    break
+                if data:
+                    for raw in framer.feed(data):
+                        self._process(conn, raw, now)
+                    self.db.commit()
+                self._dispatch(conn, conn.session.tick(now), None, None)
+                await self._flush(conn)
+        except (ConnectionError, OSError, ssl.SSLError) as exc:
+            log.info("connection %d: %s", conn.id, exc)
+        except Exception:  # a bug must cost this connection only, never the server: log it loudly
+            log.exception("connection %d failed", conn.id)
+        finally:
+            await self._finish(conn, loop.time())
+
+    async def _flush(self, conn: _Conn) -> None:
+        data = conn.session.data_to_send()
+        if data and not conn.writer.is_closing():
+            conn.writer.write(data)
+            await conn.writer.drain()
+
+    async def _finish(self, conn: _Conn, now: float) -> None:
+        self._dispatch(conn, conn.session.connection_lost(now), None, None)
+        if conn.session.vin is not None and self.online.get(conn.session.vin) is conn:
+            del self.online[conn.session.vin]
+        for key, cmd_id in conn.downlinks.items():
+            reason = f"link closed before the reply to 0x{key[0]:02X}"
+            self.db.update_command(cmd_id, "failed", {"reason": reason})
+        self.db.commit()
+        self.conns.discard(conn)
+        conn.writer.close()
+        with contextlib.suppress(ConnectionError, OSError, ssl.SSLError):  # the peer is already gone
+            await conn.writer.wait_closed()
+        log.info("connection %d closed", conn.id)
+
+    def _process(self, conn: _Conn, raw: wire.RawFrame, now: float) -> None:
+        """Feed one raw frame to the session, check it, store it with its reply and violations."""
+        received = self.wallclock().astimezone(UTC)
+        vin = raw.vin.rstrip(b"\x00").decode("latin-1")
+        keys = self.config.keys.get(vin)
+        if keys is not None:
+            conn.codec.cipher = keys.cipher
+            conn.session.verifier = keys.verifier
+        violations: list[Violation] = []
+        if conn.last_rx is not None and conn.session.vin is not None:
+            violations += checks.check_silence(now - conn.last_rx, self.config.limits)
+        conn.last_rx = now
+        frame, events = conn.session.receive_raw(raw, now)
+        reply = conn.session.data_to_send()
+        if reply and not conn.writer.is_closing():
+            conn.writer.write(reply)
+        violations += self._dispatch(conn, events, frame, received)
+        violations += conn.pending
+        conn.pending = []
+        collected = getattr(frame.body, "time", None) if frame is not None else None
+        if not isinstance(collected, datetime):
+            collected = None
+        level = checks.alarm_level(frame.body) if frame and isinstance(frame.body, RealtimeReport) else None
+        decoded: Any = None
+        if frame is not None:
+            try:
+                decoded = frame_to_json(frame, length=len(raw.data))
+            except (TboxError, ValueError, TypeError) as exc:
+                log.warning("cannot render frame as JSON: %s", exc)
+        frame_id = self.db.add_frame(
+            conn=conn.id, received_at=received, vin=vin, edition=raw.edition, command=raw.command,
+            response=raw.response, collected=collected, alarm_level=level, raw=raw.raw, reply=reply or None,
+            decoded=decoded)
+        for v in violations:
+            log.info("violation %s (%s): %s", v.kind, vin, v.reason)
+            self.db.add_violation(frame_id, vin, v.kind, v.reason, received)
+
+    def _dispatch(self, conn: _Conn, events: list[Event], frame: Frame | None,
+                  received: datetime | None) -> list[Violation]:
+        """Act on session events: registry, checks, downlink results, closing. Returns violations."""
+        out: list[Violation] = []
+        limits = self.config.limits
+        for ev in events:
+            v = _violation_kind(ev)
+            if v is not None:
+                out.append(v)
+            if isinstance(ev, VehicleLoggedIn):
+                self.online[ev.vin] = conn
+                login_time = getattr(ev.login, "time", None) or received
+                if isinstance(login_time, datetime):
+                    out += checks.check_login(self._state(ev.vin), login_time, ev.serial)
+            elif isinstance(ev, LoginRefused) and ev.flag is None and frame is not None:
+                out.append(Violation("login_ignored", "login frame without a valid login body"))
+            elif isinstance(ev, VehicleLoggedOut):
+                out += checks.check_logout(self._state(ev.vin), ev.serial)
+            elif isinstance(ev, ReportReceived) and received is not None and frame is not None:
+                state = self._state(ev.vin)
+                out += checks.check_time(int(ev.command), ev.report.time, received, frame.edition, limits)
+                out += checks.check_report(state, int(ev.command), frame.edition, ev.report, limits)
+            elif isinstance(ev, SessionEnded) and ev.reason == "idle":
+                vin = conn.session.vin or "?"
+                self.db.add_violation(None, vin, "heartbeat_timeout",
+                                      f"no frame for {conn.session.idle_timeout:.0f} s: session dropped",
+                                      self.wallclock())
+            elif isinstance(ev, DownlinkReplied):
+                cmd_id = conn.downlinks.pop((int(ev.command), ev.time), None)
+                if cmd_id is not None:
+                    body = _jsonable(frame, ev.body)
+                    status = "replied"
+                    self.db.update_command(cmd_id, status, {"flag": int(ev.flag), "body": body})
+            elif isinstance(ev, DownlinkAbandoned):
+                cmd_id = conn.downlinks.pop((int(ev.command), ev.time), None)
+                if cmd_id is not None:
+                    self.db.update_command(cmd_id, "abandoned", {"attempts": ev.attempts})
+            elif isinstance(ev, CloseRequested):
+                conn.closing = True
+                data = conn.session.data_to_send()
+                if data and not conn.writer.is_closing():
+                    conn.writer.write(data)
+                conn.writer.close()
+        if frame is not None and received is not None and frame.response == ResponseFlag.COMMAND \
+                and int(frame.command) not in (Command.REALTIME, Command.REISSUE):
+            t = getattr(frame.body, "time", None)
+            if isinstance(t, datetime):  # login, logout…: only a time ahead of the server clock counts
+                out += checks.check_time(int(frame.command), t, received, frame.edition, limits)
+        return out
+
+    # ---- downlink
+
+    async def _poll_commands(self) -> None:
+        while True:
+            try:
+                self._run_commands()
+                for conn in list(self.conns):
+                    await self._flush(conn)
+            except (TboxError, ConnectionError, OSError) as exc:
+                log.warning("downlink poll: %s", exc)
+            await asyncio.sleep(POLL_INTERVAL)
+
+    def _run_commands(self) -> None:
+        loop = asyncio.get_running_loop()
+        for cmd in self.db.pending_commands():
+            conn = self.online.get(cmd.vin)
+            if conn is None or conn.closing:
+                self.db.update_command(cmd.id, "failed", {"reason": f"VIN {cmd.vin} is not online"})
+                continue
+            try:
+                now = loop.time()
+                if cmd.kind == "query":
+                    t = conn.session.query([int(x) for x in cmd.args["ids"]], now)
+                    command = Command.PARAMETER_QUERY
+                elif cmd.kind == "set":
+                    items = [Parameter(int(i), v) for i, v in cmd.args["items"]]
+                    t = conn.session.set_parameters(items, now)
+                    command = Command.PARAMETER_SET
+                elif cmd.kind == "control":
+                    params = bytes.fromhex(cmd.args.get("params", ""))
+                    t = conn.session.control(_control_id(int(cmd.args["id"])), params, now)
+                    command = Command.TERMINAL_CONTROL
+                else:
+                    self.db.update_command(cmd.id, "failed", {"reason": f"unknown kind {cmd.kind!r}"})
+                    continue
+            except (TboxError, KeyError, ValueError, TypeError) as exc:
+                self.db.update_command(cmd.id, "failed", {"reason": str(exc)})
+                continue
+            conn.downlinks[(int(command), t)] = cmd.id
+            self.db.update_command(cmd.id, "sent", {"time": t.isoformat()})
+        self.db.commit()
+
+
+def _control_id(value: int) -> ControlId | int:
+    try:
+        return ControlId(value)
+    except ValueError:
+        return value
+
+
+def _jsonable(frame: Frame | None, body: object) -> Any:
+    if frame is None:
+        return None
+    try:
+        return frame_to_json(frame).get("data")
+    except (TboxError, ValueError, TypeError):
+        return repr(body)
+
+
+def load_vins(path: str) -> frozenset[str]:
+    """VIN allow-list: one VIN per line, blank lines and ``#`` comments ignored."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc}", file=path) from exc
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return frozenset(line for line in lines if line)
+
+
+def load_keys(path: str) -> dict[str, VinKeys]:
+    """Per-VIN keys from a JSON file: ``{"VIN": {"encryption": "aes"|"sm4", "key": "hex",
+    "signature": "rsa"|"sm2"|"ecc", "public_key": "file.pem"}}`` (every entry optional)."""
+    import json
+
+    from agent.protocol import crypto
+    from agent.protocol.model import SignatureType
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read keys: {exc}", file=path) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("must be a JSON object of VIN → keys", file=path)
+    out: dict[str, VinKeys] = {}
+    for vin, entry in data.items():
+        try:
+            cipher: Cipher | None = None
+            verifier: Verifier | None = None
+            if "encryption" in entry:
+                enc = {"aes": Encryption.AES, "sm4": Encryption.SM4}[str(entry["encryption"]).lower()]
+                cipher = crypto.cipher_for(enc, key=bytes.fromhex(entry["key"]))
+            if "public_key" in entry:
+                sig = SignatureType[str(entry.get("signature", "rsa")).upper()]
+                pem = (Path(path).parent / entry["public_key"]).read_bytes()
+                verifier = crypto.verifier_for(sig, crypto.load_public_key(pem, sig))
+        except (KeyError, ValueError, OSError, TboxError) as exc:
+            raise ConfigError(f"bad keys entry: {exc}", file=path, key=vin) from exc
+        out[vin] = VinKeys(cipher, verifier)
+    return out
+
+
+async def run_server(config: ServerConfig, seconds: float | None = None,
+                     ready: Callable[[PlatformServer], None] | None = None) -> PlatformServer:
+    """Start a server, call ``ready(server)``, serve for ``seconds`` (None: until cancelled), stop."""
+    server = PlatformServer(config)
+    await server.start()
+    if ready is not None:
+        ready(server)
+    await server.serve(seconds)
+    return server
+
+
+__all__ = ["PlatformServer", "RecordingSession", "ServerConfig", "VinKeys", "load_keys", "load_vins",
+           "run_server"]
