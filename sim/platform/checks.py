@@ -262,10 +262,10 @@ def alarm_window_gaps(samples: Iterable[tuple[datetime, int | None]], edition: E
     """Seconds missing around level ≥ 3 alarms (spec §6 / 2025 §4.1), from every report of one VIN.
 
     ``samples``: (collection time, alarm level) of every realtime and reissue report. A fault point is a
-    report with level ≥ 3 whose previous second had a lower level (or no data). Required: every second
-    from the fault point − ``alarm_pre_seconds`` to the fault point + ``alarm_post_seconds`` (2025: to the
-    last second of the alarm if later), limited to the last second the VIN has data for.
-    Returns (fault point, violation) pairs.
+    report with level ≥ 3 whose previous report (in collection time) had a lower level, or the first
+    one. Required: every second from the fault point − ``alarm_pre_seconds`` to the fault point +
+    ``alarm_post_seconds`` (2025: to the last second of the alarm if later), limited to the last second
+    the VIN has data for. Returns (fault point, violation) pairs.
     """
     levels: dict[datetime, int] = {}
     for t, level in samples:
@@ -277,15 +277,17 @@ def alarm_window_gaps(samples: Iterable[tuple[datetime, int | None]], edition: E
     out: list[tuple[datetime, Violation]] = []
     one = timedelta(seconds=1)
     covered_until: datetime | None = None
-    for t in times:
-        if levels[t] < 3 or levels.get(t - one, 0) >= 3 or (covered_until is not None and t <= covered_until):
+    for i, t in enumerate(times):
+        # a fault point: level ≥ 3 after a lower level (a missing second inside an alarm is no new fault)
+        onset = levels[t] >= 3 and (i == 0 or levels[times[i - 1]] < 3)
+        if not onset or (covered_until is not None and t <= covered_until):
             continue
         end = t + timedelta(seconds=limits.alarm_post_seconds)
         if edition == Edition.E2025:
-            clear = t
-            while levels.get(clear + one, 0) >= 3:
-                clear += one
-            end = max(end, clear)
+            j = i
+            while j + 1 < len(times) and levels[times[j + 1]] >= 3:
+                j += 1
+            end = max(end, times[j])
         end = min(end, last)
         covered_until = end
         start = t - timedelta(seconds=limits.alarm_pre_seconds)

@@ -1,0 +1,103 @@
+"""The pure conformance checks (2016 rules and the 2025 §4.3 data-governance rules)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from agent.protocol.model import (
+    Alarm2025,
+    CellVoltages,
+    Command,
+    Edition,
+    FlagLevel,
+    GearPosition,
+    GeneralAlarmFlag,
+    PackVoltages,
+    ParallelUnitVoltages,
+    RealtimeReport,
+    SubsystemVoltages,
+    VehicleState,
+)
+from sim.platform import checks
+from sim.platform.checks import Limits, VinState
+from tests.platform.support import report, vehicle
+
+T = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
+L = Limits()
+
+
+def _kinds(vs: list[checks.Violation]) -> list[str]:
+    return [v.kind for v in vs]
+
+
+def test_alarm_level_vs_n5_and_level4_without_thermal_bit() -> None:
+    flags = GeneralAlarmFlag.BATTERY_HIGH_TEMPERATURE
+    ok = Alarm2025(3, flags, flag_levels=(FlagLevel(1, 3),))
+    mismatch = Alarm2025(2, flags, flag_levels=(FlagLevel(1, 3),))
+    level4 = Alarm2025(4, flags, flag_levels=(FlagLevel(1, 4),))
+    empty = Alarm2025(2, GeneralAlarmFlag(0))
+    assert checks.check_consistency(Edition.E2025, RealtimeReport(T, (ok,)), L) == []
+    found = checks.check_consistency(Edition.E2025, RealtimeReport(T, (mismatch,)), L)
+    assert _kinds(found) == ["alarm_level"]
+    found = checks.check_consistency(Edition.E2025, RealtimeReport(T, (level4,)), L)
+    assert any("bit 23" in v.reason for v in found)
+    assert _kinds(checks.check_consistency(Edition.E2025, RealtimeReport(T, (empty,)), L)) == ["alarm_flags"]
+
+
+def test_voltage_sum_2016_and_2025() -> None:
+    good = SubsystemVoltages(1, 3.6 * 100, 10.0, 100, 1, (3.6,) * 100)
+    bad = SubsystemVoltages(1, 370.0, 10.0, 100, 1, (3.6,) * 100)
+    split = SubsystemVoltages(1, 370.0, 10.0, 200, 1, (3.6,) * 100)  # part of a split record: skipped
+    for rec, expected in ((good, []), (bad, ["voltage_sum"]), (split, [])):
+        rep = RealtimeReport(T, (CellVoltages((rec,)),))
+        assert _kinds(checks.check_consistency(Edition.E2016, rep, L)) == expected
+    pack = PackVoltages(1, 300.0, 5.0, (3.0,) * 90)
+    rep = RealtimeReport(T, (ParallelUnitVoltages((pack,)),))
+    assert _kinds(checks.check_consistency(Edition.E2025, rep, L)) == ["voltage_sum"]
+
+
+def test_speed_in_park_and_off_with_speed() -> None:
+    rep = RealtimeReport(T, (vehicle(speed=3.0, gear=GearPosition.PARK),))
+    assert _kinds(checks.check_consistency(Edition.E2016, rep, L)) == ["speed_in_park"]
+    rep = RealtimeReport(T, (vehicle(speed=30.0, state=VehicleState.STOPPED),))
+    assert _kinds(checks.check_consistency(Edition.E2016, rep, L)) == ["off_with_speed"]
+
+
+def test_mileage_jump_and_report_period() -> None:
+    state = VinState()
+    assert checks.check_report(state, Command.REALTIME, Edition.E2016, report(T, mileage=100.0), L) == []
+    later = report(T + timedelta(seconds=10), mileage=105.0)
+    assert _kinds(checks.check_report(state, Command.REALTIME, Edition.E2016, later, L)) == ["mileage_jump"]
+    late = report(T + timedelta(seconds=60), mileage=105.5)
+    assert _kinds(checks.check_report(state, Command.REALTIME, Edition.E2016, late, L)) == ["report_period"]
+    parked = report(T + timedelta(seconds=70), mileage=105.5, speed=0.0, state=VehicleState.STOPPED)
+    assert checks.check_report(state, Command.REALTIME, Edition.E2016, parked, L) == []
+    after = report(T + timedelta(seconds=500), mileage=105.5, speed=0.0, state=VehicleState.STOPPED)
+    assert checks.check_report(state, Command.REALTIME, Edition.E2016, after, L) == []  # parked: no period
+
+
+def test_login_serial_day_cycle() -> None:
+    state = VinState()
+    assert checks.check_login(state, T, 3) == []
+    assert _kinds(checks.check_login(state, T + timedelta(hours=1), 3)) == ["login_serial"]
+    assert checks.check_login(state, T + timedelta(days=1), 1) == []  # a new Beijing day restarts at 1
+    assert _kinds(checks.check_logout(state, 2)) == ["logout_serial"]
+    assert checks.check_logout(state, 1) == []
+
+
+def test_reissue_window_per_edition() -> None:
+    old = T - timedelta(days=5)
+    assert _kinds(checks.check_time(Command.REISSUE, old, T, Edition.E2016, L)) == ["reissue_too_old"]
+    assert checks.check_time(Command.REISSUE, old, T, Edition.E2025, L) == []
+
+
+def test_alarm_window_gaps() -> None:
+    fault = T
+    full = [(fault + timedelta(seconds=s), 3 if s >= 0 else 0) for s in range(-30, 31)]
+    assert checks.alarm_window_gaps(full, Edition.E2016, L) == []
+    holed = [x for x in full if x[0] != fault - timedelta(seconds=5)]
+    gaps = checks.alarm_window_gaps(holed, Edition.E2016, L)
+    assert len(gaps) == 1 and gaps[0][0] == fault and "1 of 61" in gaps[0][1].reason
+    # 2025: until the alarm clears; data ends at the last second received
+    long = [(fault + timedelta(seconds=s), 3 if s >= 0 else 0) for s in range(-30, 90) if s != 70]
+    assert "1 of 120" in checks.alarm_window_gaps(long, Edition.E2025, L)[0][1].reason
