@@ -301,6 +301,7 @@ class PlatformServer:
                         self._process(conn, raw, now)
                     self.db.commit()
                 self._dispatch(conn, conn.session.tick(now), None, None)
+                self.db.commit()
                 await self._flush(conn)
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             log.info("connection %d: %s", conn.id, exc)
