@@ -85,7 +85,8 @@ class Client:
 
     def __init__(self, port: int, vin: str = VIN, *, edition: Edition = Edition.E2016,
                  ssl_ctx: ssl.SSLContext | None = None, wallclock: Callable[[], datetime] | None = None,
-                 serial_store: MemorySerialStore | None = None) -> None:
+                 serial_store: MemorySerialStore | None = None, cipher: Any = None,
+                 signer: Any = None) -> None:
         self.port = port
         self.ssl_ctx = ssl_ctx
         self.loop = asyncio.get_running_loop()
@@ -93,7 +94,8 @@ class Client:
         self.session = TerminalSession(
             TerminalConfig(vin, edition, iccid="89860000000000000001"),
             wallclock=wallclock or (lambda: datetime.now(UTC)),
-            serial_store=serial_store or MemorySerialStore(), handler=self.handler,
+            serial_store=serial_store or MemorySerialStore(), handler=self.handler, cipher=cipher,
+            signer=signer,
         )
         self.events: list[Event] = []
         self.reader: asyncio.StreamReader
