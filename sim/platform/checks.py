@@ -80,6 +80,23 @@ def _second(value: float) -> str:
     return f"{value:.0f} s"
 
 
+# =========================================================================== frame-level checks
+
+
+def bad_bcc(raw: bytes) -> Violation:
+    """Classify a frame whose BCC does not match: ``bad_length`` when a shorter prefix is a whole frame
+    with a correct BCC followed by the next start marker (the length field claimed bytes of the next
+    frame), else ``bad_bcc`` (spec §1)."""
+    declared = len(raw) - 25
+    acc = 0
+    for end in range(2, len(raw) - 1):
+        if end >= 24 and acc == raw[end] and raw[end + 1 : end + 3] in (b"##", b"$$"):
+            return Violation("bad_length", f"length field says {declared} bytes but a frame with a correct "
+                                           f"BCC ends after {end - 24} (spec §1)")
+        acc ^= raw[end]
+    return Violation("bad_bcc", f"BCC 0x{raw[-1]:02X} does not match the computed 0x{acc:02X} (spec §1)")
+
+
 # =========================================================================== session-level checks
 
 
@@ -313,6 +330,7 @@ __all__ = [
     "Violation",
     "alarm_level",
     "alarm_window_gaps",
+    "bad_bcc",
     "check_consistency",
     "check_login",
     "check_logout",

@@ -148,8 +148,8 @@ def _violation_kind(ev: Event) -> Violation | None:
     if isinstance(ev, ProtocolViolation):
         reason = ev.reason
         if ev.field == "bcc":
-            kind = "bad_bcc"
-        elif (ev.field or "").endswith("length") or "truncated" in reason or "length" in reason:
+            return None  # classified from the raw bytes (checks.bad_bcc)
+        if (ev.field or "").endswith("length") or "truncated" in reason or "length" in reason:
             kind = "bad_length"
         elif "another VIN" in reason or "matches no pending" in reason:
             kind = "protocol"
@@ -343,6 +343,8 @@ class PlatformServer:
             violations += checks.check_silence(now - conn.last_rx, self.config.limits)
         conn.last_rx = now
         frame, events = conn.session.receive_raw(raw, now)
+        if not raw.bcc_ok:
+            violations.append(checks.bad_bcc(raw.raw))
         reply = conn.session.data_to_send()
         if reply and not conn.writer.is_closing():
             conn.writer.write(reply)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from agent.protocol import wire
 from agent.protocol.model import Command, ResponseFlag, VehicleLogout
 from agent.protocol.session import MemorySerialStore, beijing_date
 from sim.platform.cli import conformance_summary
@@ -194,3 +195,24 @@ def _db(tmp_path: Path) -> PlatformDB:
 
 def _rows(tmp_path: Path) -> list[FrameRow]:
     return list(_db(tmp_path).frames())
+
+
+def test_length_field_too_long_is_bad_length_and_the_next_frame_survives(tmp_path: Path) -> None:
+    first = bytearray(frame_bytes(Command.REALTIME, report(ago(1))))
+    length = int.from_bytes(first[22:24], "big") + 5
+    first[22:24] = length.to_bytes(2, "big")  # claims 5 bytes of the next frame
+    first[-1] = wire.bcc(bytes(first), 2, len(first) - 1)  # BCC over what was sent
+    second = frame_bytes(Command.REALTIME, report(now_utc()))
+    found = run(_session(tmp_path, [bytes(first) + second]))
+    assert found == ["bad_length"]
+    realtime = [r for r in _rows(tmp_path) if r.command == Command.REALTIME and r.decoded is not None]
+    assert len(realtime) == 1
+
+
+def test_bad_bcc_classification_is_not_fooled_by_payload_bytes() -> None:
+    from sim.platform.checks import bad_bcc
+
+    for n in range(200):
+        data = bytearray(frame_bytes(Command.REALTIME, report(ago(n))))
+        data[30] ^= 0x55
+        assert bad_bcc(bytes(data)).kind == "bad_bcc"
