@@ -17,14 +17,25 @@ from agent.protocol.model import (
     Alarm,
     Alarm2025,
     CellVoltages,
+    ChargingState,
     Command,
+    DriveMotors,
+    DriveMotors2025,
     Edition,
+    Engine,
+    Engine2025,
     GearPosition,
+    Location,
+    Location2025,
     ParallelUnitVoltages,
     RealtimeReport,
+    RunningMode,
     Special,
+    Temperatures,
     VehicleData,
     VehicleData2025,
+    VehicleLogin,
+    VehicleLogin2025,
     VehicleState,
 )
 from agent.protocol.session import beijing_date
@@ -62,6 +73,7 @@ class Limits:
     mileage_jump_km: float = 4.0  # 2025 §4.3: > 4 km between frames 30 s apart
     mileage_jump_window: float = 30.0
     off_speed_kmh: float = 5.0  # 2025 §4.3: vehicle off with speed above 5 km/h
+    require_info_types: bool = False  # 2025 §4.3: vehicle, location, alarm, voltages, temperatures, motor
 
 
 @dataclass
@@ -74,6 +86,7 @@ class VinState:
     last_realtime: datetime | None = None  # collection time of the previous 0x02 (this connection)
     last_running: bool = False
     last_mileage: tuple[datetime, float] | None = None
+    unit_counts: tuple[int, ...] | None = None  # cells per subsystem/pack in the previous report
 
 
 def _second(value: float) -> str:
@@ -112,6 +125,19 @@ def check_login(state: VinState, login_time: datetime, serial: int) -> list[Viol
     state.login_day = day
     state.login_serial = serial
     state.last_realtime = None
+    return out
+
+
+def check_login_body(login: object) -> list[Violation]:
+    """ICCID of 20 digits; 2025: pack-code count = sum of the per-BMS counts (2025 §4.3)."""
+    out: list[Violation] = []
+    iccid = getattr(login, "iccid", None)
+    if isinstance(login, VehicleLogin | VehicleLogin2025) and isinstance(iccid, str) \
+            and (len(iccid) != 20 or not iccid.isdigit()):
+        out.append(Violation("login_content", f"ICCID {iccid[:6]}… is not 20 digits"))
+    if isinstance(login, VehicleLogin2025) and len(login.pack_codes) != sum(login.packs_per_bms):
+        out.append(Violation("login_content", f"{len(login.pack_codes)} pack codes for "
+                                              f"{sum(login.packs_per_bms)} packs per the BMS counts"))
     return out
 
 
@@ -187,6 +213,15 @@ def check_report(state: VinState, command: int, edition: Edition, report: Realti
             state.last_running = vehicle is not None and vehicle.vehicle_state == VehicleState.STARTED
     out += check_values(edition, report)
     out += check_consistency(edition, report, limits)
+    counts = unit_counts(report)
+    if counts is not None:
+        if command == Command.REALTIME and state.unit_counts is not None and counts != state.unit_counts:
+            out.append(Violation("unit_count", f"cells per pack changed from {list(state.unit_counts)} "
+                                               f"to {list(counts)}"))
+        if command == Command.REALTIME:
+            state.unit_counts = counts
+    if limits.require_info_types:
+        out += check_info_types(report)
     if vehicle is not None and not isinstance(vehicle.mileage, Special):
         last = state.last_mileage
         if last is not None and 0 < abs((t - last[0]).total_seconds()) <= limits.mileage_jump_window:
@@ -197,6 +232,33 @@ def check_report(state: VinState, command: int, edition: Edition, report: Realti
         if last is None or t >= last[0]:
             state.last_mileage = (t, float(vehicle.mileage))
     return out
+
+
+def unit_counts(report: RealtimeReport) -> tuple[int, ...] | None:
+    """Cells per subsystem (2016 0x08) / units per pack (2025 0x07), None without such a block."""
+    for b in report.blocks:
+        if isinstance(b, CellVoltages) and not isinstance(b.subsystems, Special):
+            return tuple(r.cell_count if isinstance(r.cell_count, int) else -1 for r in b.subsystems)
+        if isinstance(b, ParallelUnitVoltages) and not isinstance(b.packs, Special):
+            return tuple(len(p.cell_voltages) for p in b.packs)
+    return None
+
+
+def check_info_types(report: RealtimeReport) -> list[Violation]:
+    """Required info types (2025 §4.3): vehicle, location, alarm, voltages, temperatures, and the drive
+    motor unless parked and charging (spec §6 "Assembly")."""
+    need: list[tuple[str, tuple[type, ...]]] = [
+        ("vehicle", (VehicleData, VehicleData2025)), ("location", (Location, Location2025)),
+        ("alarm", (Alarm, Alarm2025)), ("voltages", (CellVoltages, ParallelUnitVoltages)),
+        ("temperatures", (Temperatures,)),
+    ]
+    vehicle = vehicle_block(report)
+    if vehicle is not None and vehicle.charging_state != ChargingState.PARKED_CHARGING:
+        need.append(("drive motor", (DriveMotors, DriveMotors2025)))
+    missing = [name for name, kinds in need if not any(isinstance(b, kinds) for b in report.blocks)]
+    if missing:
+        return [Violation("info_types", f"missing info types: {', '.join(missing)}")]
+    return []
 
 
 def check_values(edition: Edition, report: RealtimeReport) -> list[Violation]:
@@ -223,6 +285,12 @@ def check_consistency(edition: Edition, report: RealtimeReport, limits: Limits) 
             out.append(Violation("speed_in_park", f"speed {vehicle.speed:g} km/h in P"))
         if vehicle.vehicle_state == VehicleState.STOPPED and vehicle.speed > limits.off_speed_kmh:
             out.append(Violation("off_with_speed", f"vehicle off at {vehicle.speed:g} km/h"))
+    if vehicle is not None and vehicle.running_mode == RunningMode.ELECTRIC:
+        for b in report.blocks:
+            if isinstance(b, Engine | Engine2025) and isinstance(b.crankshaft_speed, int) \
+                    and b.crankshaft_speed > 0:
+                reason = f"crankshaft at {b.crankshaft_speed} r/min in EV mode"
+                out.append(Violation("crankshaft_in_ev", reason))
     for block in report.blocks:
         if isinstance(block, Alarm2025):
             out += _alarm_2025(block)
@@ -332,11 +400,14 @@ __all__ = [
     "alarm_window_gaps",
     "bad_bcc",
     "check_consistency",
+    "check_info_types",
     "check_login",
+    "check_login_body",
     "check_logout",
     "check_report",
     "check_silence",
     "check_time",
     "check_values",
+    "unit_counts",
     "vehicle_block",
 ]

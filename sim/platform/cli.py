@@ -52,6 +52,8 @@ def register(subparsers: Any) -> None:
                    help="configured realtime period (param 0x02, default 30 s)")
     s.add_argument("--max-latency", type=float, default=30.0, metavar="S",
                    help="realtime collection-to-receipt limit (default 30 s)")
+    s.add_argument("--require-info-types", action="store_true",
+                   help="flag reports missing vehicle, location, alarm, voltage, temperature or motor data")
     s.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds (default: run until ^C)")
     s.set_defaults(run=run_serve)
 
@@ -103,7 +105,8 @@ def run_serve(args: argparse.Namespace) -> int:
     host, port = _listen(args.listen)
     ack = {"time-only": ResponseForm.TIME_ONLY, "echo": ResponseForm.ECHO, "empty": ResponseForm.EMPTY}
     limits = dataclasses.replace(Limits(), report_period=args.report_period, max_latency=args.max_latency,
-                                 heartbeat_interval=args.heartbeat)
+                                 heartbeat_interval=args.heartbeat,
+                                 require_info_types=args.require_info_types)
     config = ServerConfig(
         host=host, port=port, db_path=args.db, edition_reply=args.edition_reply, ack=ack[args.ack],
         reply_realtime=args.reply_realtime, vins=load_vins(args.vins) if args.vins else None,

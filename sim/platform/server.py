@@ -383,6 +383,7 @@ class PlatformServer:
                 login_time = getattr(ev.login, "time", None) or received
                 if isinstance(login_time, datetime):
                     out += checks.check_login(self._state(ev.vin), login_time, ev.serial)
+                out += checks.check_login_body(ev.login)
             elif isinstance(ev, LoginRefused) and ev.flag is None and frame is not None:
                 out.append(Violation("login_ignored", "login frame without a valid login body"))
             elif isinstance(ev, VehicleLoggedOut):

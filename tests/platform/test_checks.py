@@ -101,3 +101,28 @@ def test_alarm_window_gaps() -> None:
     # 2025: until the alarm clears; data ends at the last second received
     long = [(fault + timedelta(seconds=s), 3 if s >= 0 else 0) for s in range(-30, 90) if s != 70]
     assert "1 of 120" in checks.alarm_window_gaps(long, Edition.E2025, L)[0][1].reason
+
+
+def test_login_content() -> None:
+    from agent.protocol.model import VehicleLogin, VehicleLogin2025
+
+    assert checks.check_login_body(VehicleLogin(T, 1, "89860000000000000001", 1, 0)) == []
+    assert _kinds(checks.check_login_body(VehicleLogin(T, 1, "8986ABC", 1, 0))) == ["login_content"]
+    bad = VehicleLogin2025(T, 1, "89860000000000000001", (1, 2), ("A" * 24,) * 2)
+    assert _kinds(checks.check_login_body(bad)) == ["login_content"]
+
+
+def test_unit_count_change_crankshaft_in_ev_and_required_types() -> None:
+    from agent.protocol.model import Engine2025
+
+    state = VinState()
+    for cells, expected in ((100, []), (100, []), (99, ["unit_count"])):
+        rec = SubsystemVoltages(1, 3.6 * cells, 10.0, cells, 1, (3.6,) * cells)
+        rep = RealtimeReport(T, (*report(T).blocks, CellVoltages((rec,))))
+        state.last_realtime = None
+        state.realtime_times.clear()
+        assert _kinds(checks.check_report(state, Command.REALTIME, Edition.E2016, rep, L)) == expected
+    ev = RealtimeReport(T, (vehicle(), Engine2025(800)))
+    assert _kinds(checks.check_consistency(Edition.E2025, ev, L)) == ["crankshaft_in_ev"]
+    found = checks.check_info_types(report(T))
+    assert _kinds(found) == ["info_types"] and "location" in found[0].reason
