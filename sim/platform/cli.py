@@ -54,6 +54,8 @@ def register(subparsers: Any) -> None:
                    help="realtime collection-to-receipt limit (default 30 s)")
     s.add_argument("--require-info-types", action="store_true",
                    help="flag reports missing vehicle, location, alarm, voltage, temperature or motor data")
+    s.add_argument("--no-json", action="store_true",
+                   help="do not store decoded JSON of plain frames (dump decodes them from the raw bytes)")
     s.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds (default: run until ^C)")
     s.set_defaults(run=run_serve)
 
@@ -109,7 +111,8 @@ def run_serve(args: argparse.Namespace) -> int:
                                  require_info_types=args.require_info_types)
     config = ServerConfig(
         host=host, port=port, db_path=args.db, edition_reply=args.edition_reply, ack=ack[args.ack],
-        reply_realtime=args.reply_realtime, vins=load_vins(args.vins) if args.vins else None,
+        reply_realtime=args.reply_realtime, store_json=not args.no_json,
+        vins=load_vins(args.vins) if args.vins else None,
         keys=load_keys(args.keys) if args.keys else {}, duplicate_vin=args.duplicate_vin,
         before_login=BeforeLogin(args.before_login), heartbeat_interval=args.heartbeat, limits=limits,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
@@ -194,13 +197,30 @@ def run_dump(args: argparse.Namespace) -> int:
             obj = {
                 "id": row.id, "vin": row.vin, "edition": row.edition, "command": row.command,
                 "response": row.response, "time": row.collected, "received_at": row.received_at,
-                "raw": row.raw, "reply": row.reply, "body": (row.decoded or {}).get("data"),
+                "raw": row.raw, "reply": row.reply, "body": _body(row),
                 "violations": [{"kind": k, "reason": r} for k, r in by_frame.get(row.id, [])],
             }
             print(json.dumps(obj, ensure_ascii=False))
     finally:
         db.close()
     return 0
+
+
+def _body(row: Any) -> Any:
+    """The decoded data unit of a stored frame: its stored JSON, else decoded now from the raw bytes."""
+    from agent.protocol import codec, wire
+    from agent.protocol.errors import ProtocolError
+    from agent.protocol.jsonform import frame_to_json
+
+    if row.decoded is not None:
+        return row.decoded.get("data")
+    if not row.decodable:
+        return None
+    try:
+        frame = codec.decode_raw(wire.parse_frame(bytes.fromhex(row.raw)))
+        return frame_to_json(frame).get("data")
+    except (ProtocolError, ValueError):
+        return None
 
 
 def conformance_summary(db_path: str, vin: str | None = None) -> dict[str, Any]:
@@ -222,7 +242,7 @@ def conformance_summary(db_path: str, vin: str | None = None) -> dict[str, Any]:
             v = vins.setdefault(row.vin, {"frames": Counter(), "realtime": 0, "reissue": 0,
                                           "violations": Counter()})
             v["frames"][f"0x{row.command:02X}"] += 1
-            if row.command in (2, 3) and row.response == 0xFE and row.collected and row.decoded is not None:
+            if row.command in (2, 3) and row.response == 0xFE and row.collected and row.decodable:
                 v["realtime" if row.command == 2 else "reissue"] += 1
                 t = datetime.fromisoformat(row.collected)
                 samples.setdefault(row.vin, []).append((t, row.alarm_level))

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS frames (
     alarm_level INTEGER,            -- highest alarm level of a realtime/reissue report
     raw TEXT NOT NULL,              -- the frame as received, hex
     reply TEXT,                     -- bytes the server answered with, hex (NULL: no answer)
-    decoded TEXT                    -- agent.protocol.jsonform.frame_to_json (NULL: undecodable)
+    decodable INTEGER NOT NULL,     -- 1: decoded (header, BCC and data unit valid), 0: corrupt
+    decoded TEXT                    -- agent.protocol.jsonform.frame_to_json (NULL: corrupt, or not stored)
 );
 CREATE INDEX IF NOT EXISTS frames_vin ON frames (vin, collected);
 CREATE TABLE IF NOT EXISTS violations (
@@ -79,6 +80,7 @@ class FrameRow:
     alarm_level: int | None
     raw: str
     reply: str | None
+    decodable: bool
     decoded: Any
 
 
@@ -130,16 +132,16 @@ class PlatformDB:
 
     def add_frame(self, *, conn: int, received_at: datetime, vin: str, edition: int, command: int,
                   response: int, collected: datetime | None, alarm_level: int | None, raw: bytes,
-                  reply: bytes | None, decoded: Any) -> int:
+                  reply: bytes | None, decodable: bool, decoded: Any) -> int:
         """Store one received frame; returns its id."""
         self._begin()
         try:
             cur = self.conn.execute(
                 "INSERT INTO frames (conn, received_at, vin, edition, command, response, collected,"
-                " alarm_level, raw, reply, decoded) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " alarm_level, raw, reply, decodable, decoded) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (conn, iso(received_at), vin, edition, command, response,
                  iso(collected) if collected is not None else None, alarm_level, raw.hex().upper(),
-                 reply.hex().upper() if reply else None,
+                 reply.hex().upper() if reply else None, int(decodable),
                  json.dumps(decoded, ensure_ascii=False) if decoded is not None else None),
             )
         except sqlite3.Error as exc:
@@ -184,14 +186,15 @@ class PlatformDB:
     def frames(self, vin: str | None = None) -> Iterator[FrameRow]:
         """Stored frames in arrival order (optionally one VIN's)."""
         sql = ("SELECT id, conn, received_at, vin, edition, command, response, collected, alarm_level, raw,"
-               " reply, decoded FROM frames")
+               " reply, decodable, decoded FROM frames")
         args: tuple[Any, ...] = ()
         if vin is not None:
             sql += " WHERE vin = ?"
             args = (vin,)
         for r in self.conn.execute(sql + " ORDER BY id", args):
-            decoded = json.loads(r[11]) if r[11] is not None else None
-            yield FrameRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], decoded)
+            decoded = json.loads(r[12]) if r[12] is not None else None
+            yield FrameRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], bool(r[11]),
+                           decoded)
 
     def violations_by_frame(self) -> dict[int | None, list[tuple[str, str]]]:
         out: dict[int | None, list[tuple[str, str]]] = {}
@@ -211,7 +214,7 @@ class PlatformDB:
         """Collection times (ISO) this VIN already sent as realtime 0x02 (duplicate detection)."""
         rows = self.conn.execute(
             "SELECT collected FROM frames WHERE vin = ? AND command = 2 AND response = 254"
-            " AND collected IS NOT NULL AND decoded IS NOT NULL", (vin,))
+            " AND collected IS NOT NULL AND decodable = 1", (vin,))
         return {r[0] for r in rows}
 
 

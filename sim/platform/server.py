@@ -83,6 +83,7 @@ class ServerConfig:
     edition_reply: str = "same"  # same | 2016 | 2025
     ack: ResponseForm = ResponseForm.TIME_ONLY
     reply_realtime: bool = False
+    store_json: bool = True  # False: plain frames' JSON is rendered by `dump` from the raw bytes (faster)
     vins: frozenset[str] | None = None  # None: any VIN may log in
     keys: dict[str, VinKeys] = field(default_factory=dict)
     duplicate_vin: str = "close-old"  # close-old (Annex B: drop the old session) | refuse (flag 0x03)
@@ -356,7 +357,7 @@ class PlatformServer:
             collected = None
         level = checks.alarm_level(frame.body) if frame and isinstance(frame.body, RealtimeReport) else None
         decoded: Any = None
-        if frame is not None:
+        if frame is not None and (self.config.store_json or raw.encryption != Encryption.NONE):
             try:
                 decoded = frame_to_json(frame, length=len(raw.data))
             except (TboxError, ValueError, TypeError) as exc:
@@ -364,7 +365,7 @@ class PlatformServer:
         frame_id = self.db.add_frame(
             conn=conn.id, received_at=received, vin=vin, edition=raw.edition, command=raw.command,
             response=raw.response, collected=collected, alarm_level=level, raw=raw.raw, reply=reply or None,
-            decoded=decoded)
+            decodable=frame is not None, decoded=decoded)
         for v in violations:
             log.info("violation %s (%s): %s", v.kind, vin, v.reason)
             self.db.add_violation(frame_id, vin, v.kind, v.reason, received)

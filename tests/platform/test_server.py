@@ -213,3 +213,25 @@ def test_fifty_concurrent_clients(tmp_path: Path) -> None:
     frames, violations = run(main(), timeout=60)
     assert frames == n * 4
     assert violations == []
+
+
+def test_without_stored_json_dump_decodes_the_raw_frames(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    async def main() -> None:
+        server = await start(tmp_path, store_json=False)
+        try:
+            c = Client(server.port)
+            await c.login()
+            await c.realtime(report(now_utc()))
+            await c.pump(0.3)
+            await c.close()
+            await settle(server)
+            assert all(r.decoded is None and r.decodable for r in server.db.frames())
+        finally:
+            await server.stop()
+
+    run(main())
+    assert cli.main(["platform", "dump", "--db", str(tmp_path / "p.db")]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[1]["body"]["blocks"] and lines[1]["time"]
+    assert cli.main(["platform", "check", "--db", str(tmp_path / "p.db")]) == 0
