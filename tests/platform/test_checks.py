@@ -126,3 +126,17 @@ def test_unit_count_change_crankshaft_in_ev_and_required_types() -> None:
     assert _kinds(checks.check_consistency(Edition.E2025, ev, L)) == ["crankshaft_in_ev"]
     found = checks.check_info_types(report(T))
     assert _kinds(found) == ["info_types"] and "location" in found[0].reason
+
+
+def test_silence_beyond_the_heartbeat_period() -> None:
+    assert checks.check_silence(35.0, L) == []
+    assert _kinds(checks.check_silence(41.0, L)) == ["heartbeat"]
+
+
+def test_time_checks() -> None:
+    assert checks.check_time(Command.REALTIME, T - timedelta(seconds=29), T, Edition.E2016, L) == []
+    assert _kinds(checks.check_time(Command.REALTIME, T - timedelta(seconds=31), T, Edition.E2016, L)) \
+        == ["time_skew"]
+    assert checks.check_time(Command.REISSUE, T - timedelta(hours=1), T, Edition.E2016, L) == []
+    assert _kinds(checks.check_time(Command.VEHICLE_LOGIN, T + timedelta(minutes=2), T, Edition.E2016, L)) \
+        == ["time_skew"]
