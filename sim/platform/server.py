@@ -427,8 +427,10 @@ class PlatformServer:
         while True:
             try:
                 self._run_commands()
-                for conn in list(self.conns):
-                    await self._flush(conn)
+                for conn in list(self.conns):  # write only: a peer that does not read must not stall this
+                    data = conn.session.data_to_send()
+                    if data and not conn.writer.is_closing():
+                        conn.writer.write(data)
             except (TboxError, ConnectionError, OSError) as exc:
                 log.warning("downlink poll: %s", exc)
             await asyncio.sleep(POLL_INTERVAL)
