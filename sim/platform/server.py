@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 _DECODE_BUGS = (ValueError, IndexError, KeyError, TypeError, struct.error)
 POLL_INTERVAL = 1.0  # seconds between looks at the commands table
+CLOSE_TIMEOUT = 2.0  # seconds to wait for a closing link (TLS shutdown) before giving up on it
 
 
 @dataclass(frozen=True)
@@ -327,8 +328,8 @@ class PlatformServer:
         self.db.commit()
         self.conns.discard(conn)
         conn.writer.close()
-        with contextlib.suppress(ConnectionError, OSError, ssl.SSLError):  # the peer is already gone
-            await conn.writer.wait_closed()
+        with contextlib.suppress(ConnectionError, OSError, ssl.SSLError, TimeoutError):  # peer gone / slow
+            await asyncio.wait_for(conn.writer.wait_closed(), CLOSE_TIMEOUT)
         log.info("connection %d closed", conn.id)
 
     def _process(self, conn: _Conn, raw: wire.RawFrame, now: float) -> None:
