@@ -22,6 +22,7 @@ VERB_MODULES = (
     "agent.mapping_cli",
     "agent.demo_cli",
     "sim.platform.cli",
+    "agent.agent_cli",
 )
 
 

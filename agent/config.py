@@ -99,7 +99,7 @@ class ReportSettings:
 
 @dataclass(frozen=True)
 class UplinkSettings:
-    """``[uplink]``: accepted and validated now, used by the uplink (next issue)."""
+    """``[uplink]``: the platform link (``agent.uplink.tcp``; docs/uplink.md)."""
 
     transport: str = "tcp"
     host: str | None = None
@@ -109,6 +109,26 @@ class UplinkSettings:
     cert_file: Path | None = None
     key_file: Path | None = None
     heartbeat_s: int = 30
+    #: hex SHA-256 of the server certificate (DER), checked after the handshake
+    pin_sha256: str | None = None
+    server_hostname: str | None = None
+    #: backlog frames per second sent as reissue between realtime frames
+    reissue_rate: float = 50.0
+    #: param 0x0B platform response timeout and 0x0A terminal response timeout (login reply)
+    reply_timeout_s: int = 30
+    login_timeout_s: int = 60
+    reconnect_max_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """``[store]``: the SQLite outbox (docs/store.md). ``retention_days`` None: the edition's window."""
+
+    path: Path = Path("tbox-outbox.db")
+    retention_days: float | None = None
+    max_mb: float = 512.0
+    commit_interval_s: float = 1.0
+    memory_limit: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -123,6 +143,7 @@ class Settings:
     #: ``[alarms]`` overrides, validated against ``AlarmConfig`` (nested tables as nested mappings)
     alarms: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     uplink: UplinkSettings = field(default_factory=UplinkSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     def with_edition(self, edition: Edition | int) -> Settings:
         """A copy with another protocol edition (``tbox replay --edition``)."""
@@ -262,9 +283,11 @@ def parse_config(text: str, file: str | Path = "<config>", base_dir: Path | None
     alarms_table = root.get("alarms", "a table", lambda v: isinstance(v, dict), {})
     alarms = _alarms(alarms_table, name)
     uplink = _uplink(root.table("uplink"), base)
+    store = _store(root.table("store"), base)
     root.finish()
     return Settings(
-        file=Path(file), vehicle=vehicle, can=can, gnss=gnss, report=report, alarms=alarms, uplink=uplink
+        file=Path(file), vehicle=vehicle, can=can, gnss=gnss, report=report, alarms=alarms, uplink=uplink,
+        store=store,
     )
 
 
@@ -419,6 +442,29 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
         cert_file=_path(base, t.text("cert_file")),
         key_file=_path(base, t.text("key_file")),
         heartbeat_s=t.integer("heartbeat_s", 30, 1, 240),
+        pin_sha256=t.text("pin_sha256"),
+        server_hostname=t.text("server_hostname"),
+        reissue_rate=t.number("reissue_rate", 50.0, 0.1, 100000.0),
+        reply_timeout_s=t.integer("reply_timeout_s", 30, 1, 600),
+        login_timeout_s=t.integer("login_timeout_s", 60, 1, 600),
+        reconnect_max_s=t.number("reconnect_max_s", 60.0, 1.0, 3600.0),
+    )
+    pin = settings.pin_sha256
+    if pin is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", pin.replace(":", "")):
+        raise t.error("pin_sha256", "expected 64 hex digits (colons allowed)")
+    t.finish()
+    return settings
+
+
+def _store(t: _Table, base: Path) -> StoreSettings:
+    path = _path(base, t.text("path", "tbox-outbox.db"))
+    assert path is not None
+    settings = StoreSettings(
+        path=path,
+        retention_days=t.number("retention_days", None, 0.001, 365.0),
+        max_mb=t.number("max_mb", 512.0, 0.01, 1_000_000.0),
+        commit_interval_s=t.number("commit_interval_s", 1.0, 0.0, 60.0),
+        memory_limit=t.integer("memory_limit", 10_000, 0, 10_000_000),
     )
     t.finish()
     return settings

@@ -48,6 +48,8 @@ class Platform:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._deaf: set[asyncio.StreamWriter] = set()
+        self.links: list[tuple[PlatformSession, asyncio.StreamWriter]] = []
+        self.events: list[object] = []
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._conn, "127.0.0.1", self.port, ssl=self.ssl)  # type: ignore[arg-type]
@@ -64,6 +66,12 @@ class Platform:
     def deafen(self) -> None:
         self._deaf |= self._writers
 
+    def downlink(self, send: Callable[[PlatformSession, float], object]) -> None:
+        """Issue a downlink command on the newest connection (``send(session, now)``)."""
+        session, writer = self.links[-1]
+        send(session, asyncio.get_running_loop().time())
+        writer.write(session.data_to_send())
+
     def drop_connections(self) -> None:
         for w in list(self._writers):
             w.transport.abort()
@@ -78,6 +86,7 @@ class Platform:
         session.connection_made(loop.time())
         framer = wire.Framer()
         self._writers.add(writer)
+        self.links.append((session, writer))
         try:
             while True:
                 if writer in self._deaf:
@@ -88,6 +97,7 @@ class Platform:
                 if self.mode == "error":
                     data = self._answer_errors(framer, data, writer)
                 for ev in session.receive_data(data, loop.time()):
+                    self.events.append(ev)
                     if isinstance(ev, ReportReceived):
                         self.received.append((int(ev.command), ev.report.time))
                     elif type(ev).__name__ == "VehicleLoggedIn":

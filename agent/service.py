@@ -1,0 +1,304 @@
+"""The live agent: CAN → pipeline → outbox → TCP uplink, wired in asyncio (``tbox agent run``).
+
+::
+
+    CanSource (reader thread) ─► pipeline.cache ─► ticker: pipeline.tick(now) ─► Emitted
+        └ or: simulator messages (injected by the CLI) paced onto a python-can virtual bus,
+              or fed straight into the pipeline in simulated time (``accelerated``, tests)
+    Emitted ─► TcpUplink.submit (outbox first, then realtime if logged in) ─► platform
+    ticker: outbox.maybe_flush() (batched commits), outbox.expire() once a minute
+
+Parameters set by the platform are persisted by the uplink and applied here: report periods (0x02/0x03)
+take effect at once through ``ReportScheduler.set_periods``; timers (0x09-0x0C) through the session.
+Shutdown: the uplink logs out, the CAN source stops, the outbox commits and closes.
+
+``agent`` never imports ``sim``: the CLI builds the simulator's message iterator and passes it in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import can
+
+from agent.config import Settings
+from agent.errors import ConfigError
+from agent.pipeline import AgentPipeline, Emitted
+from agent.protocol import wire
+from agent.protocol.model import Edition, Parameter, ParameterId
+from agent.protocol.session import ClientTiming, TerminalConfig, TerminalSession
+from agent.store import DAY, Outbox, retention_for
+from agent.uplink.tcp import AgentHandler, OutboxCodec, ParamValue, TcpUplink, TlsConfig, UplinkConfig
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1
+EXPIRE_EVERY_S = 60.0
+HARDWARE_VERSION = "H1.00"
+FIRMWARE_VERSION = "F0.10"
+
+
+@dataclass
+class ServiceStats:
+    """What a run did (``tbox agent run`` prints it)."""
+
+    reports: int = 0
+    realtime: int = 0
+    reissue: int = 0
+    stored: int = 0
+    dropped: int = 0
+    messages: int = 0
+
+
+class AgentService:
+    """One terminal. ``messages``: CAN messages to use instead of the configured bus (the simulator);
+    ``accelerated``: feed them straight into the pipeline in their own (simulated) time instead of
+    pacing them in real time onto a virtual bus. ``on_emit`` sees every report (status views, tests)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        messages: Iterable[can.Message] | None = None,
+        accelerated: bool = False,
+        virtual_channel: str = "tbox-sim",
+        on_emit: Callable[[Emitted], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.edition = Edition(settings.vehicle.edition)
+        self.messages = messages
+        self.accelerated = accelerated
+        self.virtual_channel = virtual_channel
+        self.on_emit = on_emit
+        self.stats = ServiceStats()
+        st = settings.store
+        retention = st.retention_days * DAY if st.retention_days is not None else retention_for(self.edition)
+        self.store = Outbox(st.path, retention_s=retention, max_bytes=int(st.max_mb * 1024 * 1024),
+                            commit_interval_s=st.commit_interval_s, memory_limit=st.memory_limit)
+        self.pipeline = AgentPipeline(settings)
+        stored = self.store.load_parameters()
+        self.handler = AgentHandler(self._initial_parameters(stored), self.edition)
+        self.session = self._session(stored)
+        self.uplink: TcpUplink | None = None
+        up = settings.uplink
+        if up.transport == "tcp" and up.host and up.port:
+            self.uplink = TcpUplink(self.session, self.store, self._uplink_config(), handler=self.handler,
+                                    on_parameters=self.apply_parameters)
+        elif up.transport != "tcp":
+            raise ConfigError(f"uplink transport {up.transport!r} is not available yet",
+                              key="uplink.transport")
+        else:
+            log.warning("no [uplink] host/port: reports are stored only")
+        self._apply_periods(stored)
+
+    # ------------------------------------------------------------------ construction
+
+    def _initial_parameters(self, stored: dict[int, ParamValue]) -> dict[int, ParamValue]:
+        s = self.settings
+        e25 = self.edition == Edition.E2025
+        host = s.uplink.host or ""
+        values: dict[int, ParamValue] = {
+            ParameterId.LOCAL_STORAGE_PERIOD: round(s.report.sampling_period_s * 1000),
+            ParameterId.REPORT_PERIOD: s.report.normal_period_s,
+            # 2016: WORD ms; 2025: BYTE s
+            ParameterId.ALARM_REPORT_PERIOD: s.report.alarm_period_s * (1 if e25 else 1000),
+            ParameterId.PLATFORM_DOMAIN_LENGTH: len(host),
+            ParameterId.PLATFORM_DOMAIN: host,
+            ParameterId.PLATFORM_PORT: s.uplink.port or 0,
+            ParameterId.HARDWARE_VERSION: HARDWARE_VERSION,
+            ParameterId.FIRMWARE_VERSION: FIRMWARE_VERSION,
+            ParameterId.HEARTBEAT_PERIOD: s.uplink.heartbeat_s,
+            ParameterId.TERMINAL_RESPONSE_TIMEOUT: s.uplink.login_timeout_s,
+            ParameterId.PLATFORM_RESPONSE_TIMEOUT: s.uplink.reply_timeout_s,
+            ParameterId.LOGIN_RETRY_INTERVAL: 30,
+            ParameterId.SAMPLING_MONITORING: 2,
+        }
+        values.update(stored)
+        return {int(k): v for k, v in values.items()}
+
+    def _session(self, stored: dict[int, ParamValue]) -> TerminalSession:
+        s = self.settings
+        v = self.handler.values
+        timing = ClientTiming(
+            heartbeat_interval=float(_int(v.get(ParameterId.HEARTBEAT_PERIOD), s.uplink.heartbeat_s)),
+            login_timeout=float(_int(v.get(ParameterId.TERMINAL_RESPONSE_TIMEOUT), s.uplink.login_timeout_s)),
+            reply_timeout=float(_int(v.get(ParameterId.PLATFORM_RESPONSE_TIMEOUT), s.uplink.reply_timeout_s)),
+            login_backoff=60.0 * _int(v.get(ParameterId.LOGIN_RETRY_INTERVAL), 30),
+        )
+        vehicle = s.vehicle
+        e16 = self.edition == Edition.E2016
+        config = TerminalConfig(
+            vehicle.vin, self.edition, iccid=vehicle.iccid or "",
+            ress_codes=vehicle.pack_codes if e16 else (),
+            packs_per_bms=vehicle.packs_per_bms, pack_codes=() if e16 else vehicle.pack_codes,
+            timing=timing,
+        )
+        return TerminalSession(config, wallclock=lambda: datetime.now(UTC), handler=self.handler,
+                               serial_store=self.store.serial_store(), codec=OutboxCodec())
+
+    def _uplink_config(self) -> UplinkConfig:
+        up = self.settings.uplink
+        tls = None
+        if up.tls:
+            tls = TlsConfig(ca_file=up.ca_file, cert_file=up.cert_file, key_file=up.key_file,
+                            pin_sha256=up.pin_sha256, server_hostname=up.server_hostname)
+        assert up.host is not None and up.port is not None
+        return UplinkConfig(up.host, up.port, tls=tls, reissue_rate=up.reissue_rate,
+                            reconnect_max_s=up.reconnect_max_s)
+
+    # ------------------------------------------------------------------ parameters
+
+    def apply_parameters(self, items: tuple[Parameter, ...]) -> None:
+        """Apply acknowledged (and already persisted) parameters: report periods at once."""
+        self._apply_periods({int(p.id): p.value for p in items})
+
+    def _apply_periods(self, values: dict[int, ParamValue]) -> None:
+        normal = values.get(ParameterId.REPORT_PERIOD)
+        alarm = values.get(ParameterId.ALARM_REPORT_PERIOD)
+        normal_s = float(normal) if isinstance(normal, int) else None
+        alarm_s: float | None = None
+        if isinstance(alarm, int):
+            alarm_s = float(alarm) if self.edition == Edition.E2025 else alarm / 1000.0
+        if normal_s is None and alarm_s is None:
+            return
+        try:
+            self.pipeline.scheduler.set_periods(normal_s, alarm_s)
+        except (ValueError, ConfigError) as exc:
+            log.warning("report periods not applied: %s", exc)
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, seconds: float | None = None, stop: asyncio.Event | None = None) -> ServiceStats:
+        """Run until ``stop`` is set, ``seconds`` pass, or the injected messages end (accelerated)."""
+        stop = stop if stop is not None else asyncio.Event()
+        tasks: list[asyncio.Task[Any]] = []
+        source: Any = None
+        sender: _Pacer | None = None
+        if self.uplink is not None:
+            tasks.append(asyncio.create_task(self.uplink.run(stop)))
+        try:
+            if self.messages is not None and self.accelerated:
+                tasks.append(asyncio.create_task(self._feed(self.messages, stop)))
+            else:
+                source = self._can_source()
+                source.start()
+                if self.messages is not None:
+                    sender = _Pacer(self.messages, self.virtual_channel)
+                    sender.start()
+            tasks.append(asyncio.create_task(self._ticker(stop)))
+            if seconds is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), seconds)
+            else:
+                await stop.wait()
+        finally:
+            stop.set()
+            if sender is not None:
+                sender.stop()
+            if source is not None:
+                source.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.store.close()
+        self.stats.dropped = self.store.stats.dropped
+        return self.stats
+
+    def _can_source(self) -> Any:
+        from agent.canbus.source import CanSource
+
+        config: dict[str, Any] = self.settings.can.source_config()
+        if self.messages is not None:
+            config = {"interface": "virtual", "channel": self.virtual_channel}
+        return CanSource(config, self.pipeline.cache, file=str(self.settings.file))
+
+    async def _ticker(self, stop: asyncio.Event) -> None:
+        next_expire = time.monotonic()
+        while not stop.is_set():
+            if not self.accelerated:
+                self._submit(self.pipeline.tick(time.time()))
+            self.store.maybe_flush()
+            if time.monotonic() >= next_expire:
+                self.store.expire()
+                next_expire = time.monotonic() + EXPIRE_EVERY_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK_S)
+
+    async def _feed(self, messages: Iterable[can.Message], stop: asyncio.Event) -> None:
+        """Accelerated simulation: feed the pipeline in simulated time, yielding to the loop often."""
+        it: Iterator[can.Message] = iter(messages)
+        while not stop.is_set():
+            chunk = [m for _, m in zip(range(200), it, strict=False)]
+            if not chunk:
+                break
+            for m in chunk:
+                self._submit(self.pipeline.feed(m))
+            self.stats.messages += len(chunk)
+            await asyncio.sleep(0.001)
+        self._submit(self.pipeline.finish())
+
+    def _submit(self, emitted: list[Emitted]) -> None:
+        for e in emitted:
+            self.stats.reports += 1
+            if int(e.command) == 0x03:
+                self.stats.reissue += 1
+            else:
+                self.stats.realtime += 1
+            raw = wire.parse_frame(e.frame)
+            vin = bytes(raw.vin).rstrip(b"\x00").decode("latin-1")
+            if self.uplink is not None:
+                rid = self.uplink.submit(raw.edition, raw.command, vin, raw.data, e.time, raw.encryption)
+            else:
+                rid = self.store.add(raw.edition, raw.command, vin, raw.data, e.time, raw.encryption)
+            self.stats.stored += int(rid is not None)
+            if self.on_emit is not None:
+                self.on_emit(e)
+
+
+class _Pacer:
+    """Sends injected messages onto a python-can virtual bus at their own pace (real time)."""
+
+    def __init__(self, messages: Iterable[can.Message], channel: str) -> None:
+        self.messages = messages
+        self.channel = channel
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tbox-sim-pacer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        bus = can.Bus(interface="virtual", channel=self.channel)
+        try:
+            start_wall = time.time()
+            start_sim: float | None = None
+            for msg in self.messages:
+                if start_sim is None:
+                    start_sim = msg.timestamp
+                delay = start_wall + (msg.timestamp - start_sim) - time.time()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+                if self._stop.is_set():
+                    return
+                bus.send(msg)
+        except can.CanError as exc:
+            log.error("simulated bus failed: %s", exc)
+        finally:
+            bus.shutdown()
+
+
+def _int(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+__all__ = ["AgentService", "ServiceStats"]
