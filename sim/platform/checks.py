@@ -261,9 +261,43 @@ def check_info_types(report: RealtimeReport) -> list[Violation]:
     return []
 
 
-def check_values(edition: Edition, report: RealtimeReport) -> list[Violation]:
-    """Out-of-range values and undefined codes: each block is re-encoded with the strict encoder."""
+_NARROW_WORD = {0xFE: "0x00FE", 0xFF: "0x00FF"}  # a BYTE sentinel written into a WORD field
+_NARROW_DWORD = {0xFE: "0x000000FE", 0xFF: "0x000000FF", 0xFFFE: "0x0000FFFE", 0xFFFF: "0x0000FFFF"}
+
+
+def check_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Violation]:
+    """Sentinels of the wrong width (spec §3.3: FE/FF sized to the field), where the raw value cannot be a
+    real reading: currents (WORD, offset 1000 A / 2025 3000 A: raw 0x00FE = −974.6 A) and coordinates
+    (DWORD: raw 0x0000FFFF = 0.065535°)."""
     out: list[Violation] = []
+    offset = 3000.0 if edition == Edition.E2025 else 1000.0
+    currents: list[tuple[str, float | Special]] = []
+    vehicle = vehicle_block(report)
+    if vehicle is not None:
+        currents.append(("vehicle.total_current", vehicle.total_current))
+    for b in report.blocks:
+        if isinstance(b, CellVoltages) and not isinstance(b.subsystems, Special):
+            currents += [(f"voltages[{i}].current", r.current) for i, r in enumerate(b.subsystems)]
+        elif isinstance(b, ParallelUnitVoltages) and not isinstance(b.packs, Special):
+            currents += [(f"packs[{i}].current", p.current) for i, p in enumerate(b.packs)]
+        elif isinstance(b, Location | Location2025):
+            for name, value in (("longitude", b.longitude), ("latitude", b.latitude)):
+                if not isinstance(value, Special) and round(abs(value) * 1e6) in _NARROW_DWORD:
+                    wire_value = _NARROW_DWORD[round(abs(value) * 1e6)]
+                    out.append(Violation("sentinel_width", f"location.{name} is {wire_value}: a narrower "
+                                                           "sentinel in a DWORD (want 0xFFFFFFFE/F)"))
+    for name, value in currents:
+        if not isinstance(value, Special) and round((value + offset) * 10) in _NARROW_WORD:
+            wire_value = _NARROW_WORD[round((value + offset) * 10)]
+            out.append(Violation("sentinel_width", f"{name} is {wire_value}: a BYTE sentinel in a WORD "
+                                                   "(want 0xFFFE/0xFFFF)"))
+    return out
+
+
+def check_values(edition: Edition, report: RealtimeReport) -> list[Violation]:
+    """Out-of-range values and undefined codes: each block is re-encoded with the strict encoder; then
+    sentinels of the wrong width."""
+    out: list[Violation] = check_sentinel_widths(edition, report)
     for block in report.blocks:
         try:
             encode_info_blocks(edition, [block], options=_STRICT)
@@ -405,6 +439,7 @@ __all__ = [
     "check_login_body",
     "check_logout",
     "check_report",
+    "check_sentinel_widths",
     "check_silence",
     "check_time",
     "check_values",

@@ -140,3 +140,17 @@ def test_time_checks() -> None:
     assert checks.check_time(Command.REISSUE, T - timedelta(hours=1), T, Edition.E2016, L) == []
     assert _kinds(checks.check_time(Command.VEHICLE_LOGIN, T + timedelta(minutes=2), T, Edition.E2016, L)) \
         == ["time_skew"]
+
+
+def test_sentinel_of_the_wrong_width() -> None:
+    from dataclasses import replace
+
+    from agent.protocol.model import Location, LocationStatus
+
+    v = replace(vehicle(), total_current=-974.6)  # raw 0x00FE in a WORD with offset 1000 A
+    found = checks.check_values(Edition.E2016, RealtimeReport(T, (v,)))
+    assert _kinds(found) == ["sentinel_width"] and "0x00FE" in found[0].reason
+    loc = Location(LocationStatus(0), 0.065535, 31.2)
+    assert _kinds(checks.check_values(Edition.E2016, RealtimeReport(T, (loc,)))) == ["sentinel_width"]
+    fine = Location(LocationStatus(0), 121.47, 31.23)
+    assert checks.check_values(Edition.E2016, RealtimeReport(T, (vehicle(), fine))) == []
