@@ -83,3 +83,24 @@ def test_tbox_agent_run_simulate_without_a_platform_stores_reports(tmp_path: Pat
     count = con.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
     con.close()
     assert count >= 1  # real-time pacing onto the virtual bus: about one report per second
+
+
+def test_uplink_and_store_keys_are_validated(tmp_path: Path) -> None:
+    import pytest
+
+    from agent.config import parse_config
+    from agent.errors import ConfigError
+
+    base = '[vehicle]\nvin = "LTBXEV00000000001"\n[can]\nmapping = "m.toml"\n'
+    text = (base + '[uplink]\nreissue_rate = 200\npin_sha256 = "' + "ab" * 32 + '"\n'
+            '[store]\npath = "o.db"\nretention_days = 7\ncommit_interval_s = 0.5\n')
+    s = parse_config(text, "/etc/tbox/a.toml")
+    assert s.uplink.reissue_rate == 200.0 and s.store.path == Path("/etc/tbox/o.db")
+    assert s.store.retention_days == 7.0 and s.store.commit_interval_s == 0.5
+    assert parse_config(base).store.retention_days is None  # the edition's window
+    with pytest.raises(ConfigError, match=r"store\.max_mb"):
+        parse_config(base + "[store]\nmax_mb = -1\n")
+    with pytest.raises(ConfigError, match=r"uplink\.pin_sha256"):
+        parse_config(base + '[uplink]\npin_sha256 = "xyz"\n')
+    with pytest.raises(ConfigError, match=r"store\.nope"):
+        parse_config(base + "[store]\nnope = 1\n")
