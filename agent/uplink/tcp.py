@@ -28,8 +28,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from agent.errors import ConfigError, StoreError
+from agent.errors import ConfigError, ProtocolError, StoreError
 from agent.protocol import wire
 from agent.protocol.model import (
     Command,
@@ -354,11 +355,16 @@ class TcpUplink:
         stop_wait = asyncio.create_task(stop.wait())
         done_wait = asyncio.create_task(self._link_done.wait())
         try:
-            await asyncio.wait([stop_wait, done_wait, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([stop_wait, done_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for t in tasks:  # a task that ended by itself is a bug: log it, recycle the link
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    log.error("uplink task failed; reconnecting", exc_info=t.exception())
+                    self._end("internal_error")
             if stop.is_set() and not self._link_done.is_set():
                 await self._logout()
         finally:
-            for t in [*tasks, stop_wait, done_wait]:
+            every: list[asyncio.Task[Any]] = [*tasks, stop_wait, done_wait]
+            for t in every:
                 t.cancel()
             await asyncio.gather(*tasks, stop_wait, done_wait, return_exceptions=True)
             self._writer = None
@@ -478,6 +484,10 @@ class TcpUplink:
                 events = self.session.send_reissue(report, self.clock())
         except SessionStateError:
             return False
+        except ProtocolError as exc:  # cannot be framed (e.g. too long for the cipher): never resent blindly
+            log.error("record %d cannot be sent (%s); held", rec.id, exc)
+            self.store.hold(rec.id, datetime.now(UTC).timestamp() + self.config.hold_abandoned_s)
+            return True
         self._inflight[key] = rec.id
         self._inflight_ids.add(rec.id)
         if command == Command.REALTIME:
