@@ -180,6 +180,7 @@ class PlatformServer:
         self._ids = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
         self.port: int = config.port
 
     # ---- lifecycle
@@ -232,10 +233,9 @@ class PlatformServer:
         for conn in list(self.conns):
             conn.closing = True
             conn.writer.close()
-        for _ in range(50):  # let the handlers record their ends (bounded)
-            if not self.conns:
-                break
-            await asyncio.sleep(0.01)
+        handlers = {t for t in self._handlers if not t.done() and t is not asyncio.current_task()}
+        if handlers:  # let the handlers record their ends (bounded)
+            await asyncio.wait(handlers, timeout=CLOSE_TIMEOUT + 1.0)
         self.db.commit()
 
     # ---- per connection
@@ -280,6 +280,10 @@ class PlatformServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         peer = str(writer.get_extra_info("peername"))
         conn = self._new_session(next(self._ids), writer, peer)
         self.conns.add(conn)
