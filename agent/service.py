@@ -86,7 +86,7 @@ class AgentService:
         self.pipeline = AgentPipeline(settings)
         stored = self.store.load_parameters()
         self.handler = AgentHandler(self._initial_parameters(stored), self.edition)
-        self.session = self._session(stored)
+        self.session = self._session()
         self.uplink: TcpUplink | None = None
         up = settings.uplink
         if up.transport == "tcp" and up.host and up.port:
@@ -124,7 +124,7 @@ class AgentService:
         values.update(stored)
         return {int(k): v for k, v in values.items()}
 
-    def _session(self, stored: dict[int, ParamValue]) -> TerminalSession:
+    def _session(self) -> TerminalSession:
         s = self.settings
         v = self.handler.values
         timing = ClientTiming(
@@ -182,9 +182,12 @@ class AgentService:
         tasks: list[asyncio.Task[Any]] = []
         source: Any = None
         sender: _Pacer | None = None
+        gnss = self._gnss_reader(asyncio.get_running_loop())
         if self.uplink is not None:
             tasks.append(asyncio.create_task(self.uplink.run(stop)))
         try:
+            if gnss is not None:
+                gnss.start()
             if self.messages is not None and self.accelerated:
                 tasks.append(asyncio.create_task(self._feed(self.messages, stop)))
             else:
@@ -201,6 +204,8 @@ class AgentService:
                 await stop.wait()
         finally:
             stop.set()
+            if gnss is not None:
+                gnss.stop()
             if sender is not None:
                 sender.stop()
             if source is not None:
@@ -209,6 +214,22 @@ class AgentService:
             self.store.close()
         self.stats.dropped = self.store.stats.dropped
         return self.stats
+
+    def _gnss_reader(self, loop: asyncio.AbstractEventLoop) -> _GnssReader | None:
+        from agent.peripherals.gnss import parse_source
+
+        g = self.settings.gnss
+        if not g.enabled:
+            return None
+        kind, device, baud = parse_source(g.source)
+        if kind != "serial":
+            log.warning("[gnss] source %s is a file: used by tbox replay, not by the live agent", device)
+            return None
+
+        def deliver(position: Any) -> None:
+            loop.call_soon_threadsafe(self.pipeline.feed_position, position)
+
+        return _GnssReader(device, baud, deliver)
 
     def _can_source(self) -> Any:
         from agent.canbus.source import CanSource
@@ -295,6 +316,42 @@ class _Pacer:
             log.error("simulated bus failed: %s", exc)
         finally:
             bus.shutdown()
+
+
+class _GnssReader:
+    """Reads NMEA from a serial receiver in a thread; reopens it after failures (every ``retry_s``)."""
+
+    def __init__(self, device: str, baud: int, deliver: Callable[[Any], None], retry_s: float = 5.0) -> None:
+        self.device = device
+        self.baud = baud
+        self.deliver = deliver
+        self.retry_s = retry_s
+        self.positions = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tbox-gnss", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        from agent.errors import TransportError
+        from agent.peripherals.gnss import SerialNmea
+
+        while not self._stop.is_set():
+            try:
+                with SerialNmea(self.device, self.baud, timeout=0.5) as receiver:
+                    while not self._stop.is_set():
+                        pos = receiver.read_position()
+                        if pos is not None:
+                            self.positions += 1
+                            self.deliver(pos)
+            except TransportError as exc:
+                log.error("%s; retrying in %.0f s", exc, self.retry_s)
+                self._stop.wait(self.retry_s)
 
 
 def _int(value: object, default: int) -> int:

@@ -104,3 +104,33 @@ def test_uplink_and_store_keys_are_validated(tmp_path: Path) -> None:
         parse_config(base + '[uplink]\npin_sha256 = "xyz"\n')
     with pytest.raises(ConfigError, match=r"store\.nope"):
         parse_config(base + "[store]\nnope = 1\n")
+
+
+def test_gnss_receiver_on_a_serial_port_feeds_the_pipeline(tmp_path: Path) -> None:
+    import os
+
+    from sim.nmea import nmea_sentences
+    from tests.agent.test_gnss import _track
+
+    master, slave = os.openpty()
+    cfg = write_config(tmp_path, None)
+    cfg.write_text(cfg.read_text() + f'[gnss]\nsource = "serial:{os.ttyname(slave)}:9600"\n')
+    service = AgentService(load_config(cfg), messages=iter(()), accelerated=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(10, stop))
+        await asyncio.sleep(0.3)  # the reader opened the port (pyserial flushes input on open)
+        track = _track(3.0)
+        text = "".join(line + "\r\n" for when, s in track for line in nmea_sentences(s, when))  # type: ignore[arg-type]
+        os.write(master, text.encode("ascii"))
+        await until(lambda: service.pipeline._position is not None, what="a position")
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 20))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert service.pipeline._position is not None and service.pipeline._position.valid
