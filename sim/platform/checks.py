@@ -73,6 +73,7 @@ class Limits:
     mileage_jump_km: float = 4.0  # 2025 §4.3: > 4 km between frames 30 s apart
     mileage_jump_window: float = 30.0
     off_speed_kmh: float = 5.0  # 2025 §4.3: vehicle off with speed above 5 km/h
+    duplicate_memory: float = 7200.0  # s of realtime collection times remembered per VIN for duplicates
     require_info_types: bool = False  # 2025 §4.3: vehicle, location, alarm, voltages, temperatures, motor
 
 
@@ -202,6 +203,9 @@ def check_report(state: VinState, command: int, edition: Edition, report: Realti
         if t in state.realtime_times:
             out.append(Violation("duplicate_realtime", f"{t.isoformat()} received twice as realtime 0x02"))
         state.realtime_times.add(t)
+        if len(state.realtime_times) > 2 * limits.duplicate_memory:  # bounded memory over long runs
+            horizon = max(state.realtime_times) - timedelta(seconds=limits.duplicate_memory)
+            state.realtime_times = {x for x in state.realtime_times if x >= horizon}
         if state.last_realtime is not None and state.last_running:
             gap = (t - state.last_realtime).total_seconds()
             limit = limits.report_period + limits.period_tolerance

@@ -154,3 +154,17 @@ def test_sentinel_of_the_wrong_width() -> None:
     assert _kinds(checks.check_values(Edition.E2016, RealtimeReport(T, (loc,)))) == ["sentinel_width"]
     fine = Location(LocationStatus(0), 121.47, 31.23)
     assert checks.check_values(Edition.E2016, RealtimeReport(T, (vehicle(), fine))) == []
+
+
+def test_duplicate_memory_is_bounded() -> None:
+    from dataclasses import replace
+
+    limits = replace(L, duplicate_memory=10.0)
+    state = VinState()
+    for s in range(100):
+        rep = RealtimeReport(T + timedelta(seconds=s), ())
+        assert checks.check_report(state, Command.REALTIME, Edition.E2016, rep, limits) == []
+    assert len(state.realtime_times) <= 21
+    again = RealtimeReport(T + timedelta(seconds=99), ())
+    assert _kinds(checks.check_report(state, Command.REALTIME, Edition.E2016, again, limits)) \
+        == ["duplicate_realtime"]
