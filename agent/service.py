@@ -197,6 +197,8 @@ class AgentService:
                     sender = _Pacer(self.messages, self.virtual_channel)
                     sender.start()
             tasks.append(asyncio.create_task(self._ticker(stop)))
+            for t in tasks:
+                t.add_done_callback(_log_failure)
             if seconds is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), seconds)
@@ -352,6 +354,11 @@ class _GnssReader:
             except TransportError as exc:
                 log.error("%s; retrying in %.0f s", exc, self.retry_s)
                 self._stop.wait(self.retry_s)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("agent task %s failed", task.get_coro(), exc_info=task.exception())
 
 
 def _int(value: object, default: int) -> int:

@@ -267,6 +267,8 @@ class TcpUplink:
         self._link_reason = ""
         self._wake: asyncio.Event | None = None
         self._online: asyncio.Event | None = None
+        #: built once: bad TLS material is a ConfigError at construction, not a dead link later
+        self._ssl = config.tls.context() if config.tls is not None else None
 
     # ------------------------------------------------------------------ records in
 
@@ -315,7 +317,10 @@ class TcpUplink:
                 delay = min(delay * 2, self.config.reconnect_max_s)
                 continue
             self.stats.connects += 1
+            logins = self.stats.logins
             reason = await self._serve(reader, writer, stop)
+            if self.stats.logins > logins:  # this link worked: the next one starts from the short delay
+                delay = self.config.reconnect_min_s
             if reason in ("closed", "reset") and not stop.is_set():
                 await _wait(stop, delay)
                 delay = min(delay * 2, self.config.reconnect_max_s)
@@ -325,7 +330,7 @@ class TcpUplink:
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         cfg = self.config
-        ctx = cfg.tls.context() if cfg.tls is not None else None
+        ctx = self._ssl
         hostname = (cfg.tls.server_hostname or cfg.host) if cfg.tls is not None else None
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(cfg.host, cfg.port, ssl=ctx, server_hostname=hostname),

@@ -121,3 +121,12 @@ def test_pinned_server_certificate(tmp_path: Path) -> None:
     ctx = server_context(tmp_path, mutual=False)
     _login_over(tmp_path / "a", ctx, TlsConfig(ca_file=pki["ca"], pin_sha256=good), True)
     _login_over(tmp_path / "b", ctx, TlsConfig(ca_file=pki["ca"], pin_sha256="00" * 32), False)
+
+
+def test_bad_tls_material_is_a_config_error_at_construction(tmp_path: Path) -> None:
+    import pytest
+
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="TLS"):
+        make_uplink(tmp_path, 1, tls=TlsConfig(ca_file=tmp_path / "missing.pem"))
