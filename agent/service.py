@@ -33,8 +33,8 @@ from agent.config import Settings
 from agent.errors import ConfigError
 from agent.pipeline import AgentPipeline, Emitted
 from agent.protocol import wire
-from agent.protocol.model import Edition, Parameter, ParameterId
-from agent.protocol.session import ClientTiming, TerminalConfig, TerminalSession
+from agent.protocol.model import ControlId, Edition, Parameter, ParameterId
+from agent.protocol.session import ClientTiming, ControlRequested, TerminalConfig, TerminalSession
 from agent.store import DAY, Outbox, retention_for
 from agent.uplink.tcp import AgentHandler, OutboxCodec, ParamValue, TcpUplink, TlsConfig, UplinkConfig
 
@@ -87,11 +87,14 @@ class AgentService:
         stored = self.store.load_parameters()
         self.handler = AgentHandler(self._initial_parameters(stored), self.edition)
         self.session = self._session()
+        self._base_timing = self.session.timing
+        self._defaults = self._initial_parameters({})
+        self._stop: asyncio.Event | None = None
         self.uplink: TcpUplink | None = None
         up = settings.uplink
         if up.transport == "tcp" and up.host and up.port:
             self.uplink = TcpUplink(self.session, self.store, self._uplink_config(), handler=self.handler,
-                                    on_parameters=self.apply_parameters)
+                                    on_parameters=self.apply_parameters, on_control=self.control)
         elif up.transport != "tcp":
             raise ConfigError(f"uplink transport {up.transport!r} is not available yet",
                               key="uplink.transport")
@@ -160,6 +163,26 @@ class AgentService:
         """Apply acknowledged (and already persisted) parameters: report periods at once."""
         self._apply_periods({int(p.id): p.value for p in items})
 
+    def control(self, event: ControlRequested) -> None:
+        """Execute an acknowledged 0x82 command (the reply already went out)."""
+        cid = int(event.command_id)
+        log.warning("terminal control 0x%02X from the platform", cid)
+        if cid == ControlId.SHUTDOWN:
+            if self._stop is not None:
+                self._stop.set()  # logout, flush, exit
+        elif cid == ControlId.RESET and self.uplink is not None:
+            self.uplink.reconnect()
+        elif cid == ControlId.DISCONNECT and self.uplink is not None:
+            self.uplink.reconnect(self.settings.uplink.reconnect_max_s)
+        elif cid == ControlId.FACTORY_RESET:
+            self.store.clear_parameters()
+            self.handler.values.clear()
+            self.handler.values.update(self._defaults)
+            self.session.timing = self._base_timing
+            self._apply_periods(self._defaults)
+        elif cid == ControlId.WARNING:
+            log.warning("platform alarm command: %r", event.params)
+
     def _apply_periods(self, values: dict[int, ParamValue]) -> None:
         normal = values.get(ParameterId.REPORT_PERIOD)
         alarm = values.get(ParameterId.ALARM_REPORT_PERIOD)
@@ -179,6 +202,7 @@ class AgentService:
     async def run(self, seconds: float | None = None, stop: asyncio.Event | None = None) -> ServiceStats:
         """Run until ``stop`` is set, ``seconds`` pass, or the injected messages end (accelerated)."""
         stop = stop if stop is not None else asyncio.Event()
+        self._stop = stop
         tasks: list[asyncio.Task[Any]] = []
         source: Any = None
         sender: _Pacer | None = None

@@ -364,6 +364,17 @@ class Outbox:
         if not self.flush():
             raise StoreError("cannot commit parameters")
 
+    def clear_parameters(self) -> None:
+        """Forget every platform-set parameter (factory reset), committed at once."""
+        try:
+            self._begin()
+            self._db.execute("DELETE FROM parameters")
+        except sqlite3.Error as exc:
+            self._write_failed(exc)
+            raise StoreError(f"cannot clear parameters: {exc}") from exc
+        if not self.flush():
+            raise StoreError("cannot commit the parameter reset")
+
     def load_parameters(self) -> dict[int, int | str | bytes | Special]:
         """Parameters saved by ``save_parameters`` (id → value)."""
         out: dict[int, int | str | bytes | Special] = {}

@@ -34,6 +34,7 @@ from agent.errors import ConfigError, ProtocolError, StoreError
 from agent.protocol import wire
 from agent.protocol.model import (
     Command,
+    ControlId,
     Edition,
     Encryption,
     Frame,
@@ -41,6 +42,7 @@ from agent.protocol.model import (
     ParameterId,
     RealtimeReport,
     Special,
+    TerminalControl,
 )
 from agent.protocol.session import (
     CloseRequested,
@@ -220,6 +222,17 @@ class AgentHandler(TerminalHandler):
         return True
 
 
+    def validate_control(self, control: TerminalControl) -> bool:
+        """Accept what the service can execute; a remote upgrade (needs a verified, signed package) and
+        the sampling link are not implemented yet and are ignored (the platform sees no reply)."""
+        return int(control.command_id) in _CONTROLS
+
+
+#: terminal control commands the service executes
+_CONTROLS = frozenset({ControlId.SHUTDOWN, ControlId.RESET, ControlId.FACTORY_RESET, ControlId.DISCONNECT,
+                       ControlId.WARNING})
+
+
 def _pid(i: int) -> ParameterId | int:
     try:
         return ParameterId(i)
@@ -269,6 +282,7 @@ class TcpUplink:
         self._online: asyncio.Event | None = None
         #: built once: bad TLS material is a ConfigError at construction, not a dead link later
         self._ssl = config.tls.context() if config.tls is not None else None
+        self._pause_s = 0.0
 
     # ------------------------------------------------------------------ records in
 
@@ -299,6 +313,11 @@ class TcpUplink:
         """Records not delivered yet (including those in flight)."""
         return self.store.pending()
 
+    def reconnect(self, pause_s: float = 0.0) -> None:
+        """Close the current link (after what is queued is written) and reconnect after ``pause_s``."""
+        self._pause_s = pause_s
+        self._end("control_disconnect" if pause_s > 0 else "control_reset")
+
     # ------------------------------------------------------------------ main loop
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -321,7 +340,11 @@ class TcpUplink:
             reason = await self._serve(reader, writer, stop)
             if self.stats.logins > logins:  # this link worked: the next one starts from the short delay
                 delay = self.config.reconnect_min_s
-            if reason in ("closed", "reset") and not stop.is_set():
+            if self._pause_s > 0 and not stop.is_set():  # 0x82 "disconnect the data link"
+                pause, self._pause_s = self._pause_s, 0.0
+                log.info("link closed on the platform's request; reconnecting in %.0f s", pause)
+                await _wait(stop, pause)
+            elif reason in ("closed", "reset") and not stop.is_set():
                 await _wait(stop, delay)
                 delay = min(delay * 2, self.config.reconnect_max_s)
             else:

@@ -134,3 +134,43 @@ def test_gnss_receiver_on_a_serial_port_feeds_the_pipeline(tmp_path: Path) -> No
         os.close(master)
         os.close(slave)
     assert service.pipeline._position is not None and service.pipeline._position.valid
+
+
+def test_terminal_control_reset_factory_reset_upgrade_refused_and_shutdown(tmp_path: Path) -> None:
+    from agent.protocol.model import ControlId, RemoteUpgrade
+
+    async def main() -> None:
+        platform = Platform()
+        await platform.start()
+        settings = load_config(write_config(tmp_path, platform.port, normal_period=10))
+        service = AgentService(settings, messages=simulate(seconds=30, start_utc=datetime.now(UTC)),
+                               accelerated=True)
+        uplink = service.uplink
+        assert uplink is not None
+        task = asyncio.create_task(service.run(30))
+
+        def replies() -> int:
+            return sum(isinstance(e, DownlinkReplied) for e in platform.events)
+
+        await until(lambda: uplink.session.logged_in, what="login")
+        platform.downlink(lambda s, now: s.control(ControlId.RESET, b"", now))
+        await until(lambda: uplink.stats.logins >= 2, what="login after the reset")
+        platform.downlink(lambda s, now: s.set_parameters([Parameter(ParameterId.REPORT_PERIOD, 3)], now))
+        await until(lambda: service.pipeline.scheduler._normal == 3, what="new period")
+        await asyncio.sleep(1.1)  # commands are told apart by their time (1 s): no two 0x82 in a second
+        platform.downlink(lambda s, now: s.control(ControlId.FACTORY_RESET, b"", now))
+        await until(lambda: service.pipeline.scheduler._normal == 10, what="factory period")
+        assert service.store.load_parameters() == {}
+        await asyncio.sleep(1.1)
+        n = replies()
+        upgrade = RemoteUpgrade("cmnet", "", "", bytes(6), 21, "TBOX", "H1.00", "F0.11",
+                                "ftp://127.0.0.1/fw.bin", 10)
+        platform.downlink(lambda s, now: s.control(ControlId.REMOTE_UPGRADE, upgrade, now))
+        await asyncio.sleep(1.1)
+        assert replies() == n  # an unverifiable upgrade is ignored, never acknowledged
+        platform.downlink(lambda s, now: s.control(ControlId.SHUTDOWN, b"", now))
+        await asyncio.wait_for(task, 10)  # the run ends by itself, long before its 30 s
+        assert any(type(e).__name__ == "VehicleLoggedOut" for e in platform.events)
+        await platform.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 40))
