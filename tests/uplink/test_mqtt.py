@@ -1,0 +1,263 @@
+"""The MQTT uplink against a private Mosquitto (tests/uplink/mosquitto.py): realtime and backlog in order
+with QoS 1, outbox emptied only by PUBACKs, broker killed and restarted, downlink through the broker,
+MQTT 5 with a JSON mirror, TLS with a generated certificate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.protocol import wire
+from agent.protocol.codec import decode_frame, encode_frame
+from agent.protocol.model import (
+    Command,
+    Edition,
+    Encryption,
+    Frame,
+    Parameter,
+    ParameterId,
+    ParameterQuery,
+    ParameterQueryReply,
+    ParameterSet,
+    ResponseFlag,
+)
+from agent.protocol.session import ClientTiming, TerminalConfig, TerminalSession
+from agent.store import Outbox
+from agent.uplink.mqtt import MqttConfig, MqttUplink
+from agent.uplink.tcp import AgentHandler, OutboxCodec, TlsConfig
+from tests.uplink.mosquitto import Broker, broker, require_mosquitto
+from tests.uplink.test_tcp import data_unit, until
+from tests.uplink.test_tcp_tls import make_pki
+
+__all__ = ["broker"]  # the fixture
+
+VIN = "LTBXEV00000000001"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+TIMING = ClientTiming(heartbeat_interval=None, login_timeout=5.0, reply_timeout=5.0, login_retry_interval=1.0)
+pytestmark = pytest.mark.timeout(60)
+
+
+class Subscriber:
+    """A platform-side MQTT client collecting every upstream message of the VIN (QoS 1)."""
+
+    def __init__(self, port: int, *, tls_ca: Path | None = None) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"platform-{time.monotonic_ns()}")
+        if tls_ca is not None:
+            self.client.tls_set(ca_certs=str(tls_ca))
+        self.client.on_connect = self._connected
+        self.client.on_subscribe = lambda *a: self._ready.set()
+        self.client.on_message = self._message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self._ready.wait(10), "subscriber not subscribed"
+
+    def _connected(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        client.subscribe(f"gbt32960/{VIN}/upstream/#", qos=1)
+
+    def _message(self, client: Any, userdata: Any, msg: Any) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+
+    def frames(self, kind: str) -> list[bytes]:
+        with self._lock:
+            return [p for t, p in self.messages if t == f"gbt32960/{VIN}/upstream/{kind}"]
+
+    def times(self, kind: str) -> list[datetime]:
+        return [decode_frame(p).body.time for p in self.frames(kind)]  # type: ignore[union-attr]
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def make_uplink(tmp_path: Path, port: int, **kw: Any) -> MqttUplink:
+    store = Outbox(tmp_path / "outbox.db", commit_interval_s=0.1)
+    handler = AgentHandler({int(ParameterId.REPORT_PERIOD): 10, int(ParameterId.HEARTBEAT_PERIOD): 30})
+    session = TerminalSession(TerminalConfig(VIN, Edition.E2016, iccid="8986" + "0" * 16, timing=TIMING),
+                              wallclock=lambda: datetime.now(UTC), serial_store=store.serial_store(),
+                              handler=handler, codec=OutboxCodec())
+    cfg = MqttConfig("127.0.0.1", port, reconnect_min_s=1.0, reconnect_max_s=2.0, logout_wait_s=2.0, **kw)
+    return MqttUplink(session, store, cfg, handler=handler)
+
+
+@contextlib.asynccontextmanager
+async def running(uplink: MqttUplink) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(uplink.run(stop))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        uplink.store.close()
+
+
+def submit(uplink: MqttUplink, i: int) -> None:
+    t = T0 + timedelta(seconds=i)
+    assert uplink.submit(2016, Command.REALTIME, VIN, data_unit(t), t) is not None
+
+
+def secs(*ranges: range) -> list[datetime]:
+    return [T0 + timedelta(seconds=i) for r in ranges for i in r]
+
+
+def first_occurrences(times: list[datetime]) -> list[datetime]:
+    return list(dict.fromkeys(times))
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_backlog_as_reissue_then_realtime_in_order(tmp_path: Path, broker: Broker, protocol: int) -> None:
+    async def main() -> None:
+        sub = Subscriber(broker.port)
+        uplink = make_uplink(tmp_path, broker.port, protocol=protocol, reissue_rate=100.0,
+                             json_mirror=protocol == 5)
+        for i in range(10):  # collected before the link: backlog
+            submit(uplink, i)
+        assert uplink.backlog == 10
+        async with running(uplink):
+            await until(lambda: uplink.session.logged_in, what="login (PUBACK of vlogin)")
+            for i in range(10, 15):
+                submit(uplink, i)
+                await asyncio.sleep(0.02)
+            await until(lambda: uplink.store.pending() == 0, what="every record PUBACKed")
+            await until(lambda: len(sub.frames("reinfo")) == 10 and len(sub.frames("info")) == 5)
+        await until(lambda: len(sub.frames("vlogout")) == 1, what="logout published")
+        sub.close()
+        assert len(sub.frames("vlogin")) == 1
+        assert sub.times("reinfo") == secs(range(10))  # original order, original times
+        assert sub.times("info") == secs(range(10, 15))
+        assert all(decode_frame(p).command == Command.REISSUE for p in sub.frames("reinfo"))
+        assert uplink.stats.delivered == 15 and uplink.stats.realtime_sent == 5
+        assert uplink.stats.reissue_sent == 10 and uplink.stats.link == "stopped"
+        if protocol == 5:
+            mirror = [json.loads(p) for p in sub.frames("info/json")]
+            assert [m["vin"] for m in mirror] == [VIN] * 5
+
+    asyncio.run(asyncio.wait_for(main(), 45))
+
+
+def test_broker_killed_and_restarted_nothing_lost(tmp_path: Path, broker: Broker) -> None:
+    async def main() -> None:
+        sub = Subscriber(broker.port)
+        uplink = make_uplink(tmp_path, broker.port, reissue_rate=40.0)
+        async with running(uplink):
+            await until(lambda: uplink.session.logged_in)
+            for i in range(10):
+                submit(uplink, i)
+                await asyncio.sleep(0.01)
+            await until(lambda: uplink.store.pending() == 0)
+            await until(lambda: len(sub.frames("info")) == 10)
+            sub.close()
+            broker.kill()  # outage: no clean shutdown, the broker forgets every session
+            await until(lambda: not uplink.session.logged_in, what="link loss noticed")
+            for i in range(10, 40):
+                submit(uplink, i)
+            assert uplink.store.pending() == 30  # nothing leaves without a PUBACK
+            await asyncio.sleep(0.3)
+            # restart on the same port; the subscriber is back before the uplink's first retry (>= 1 s)
+            broker.start()
+            sub = Subscriber(broker.port)
+            await until(lambda: uplink.session.logged_in, what="login after the restart")
+            await until(lambda: len(sub.frames("reinfo")) >= 5, what="drain under way")
+            broker.kill()  # again, in the middle of the drain: some reissues are in flight
+            sub.close()
+            await until(lambda: not uplink.session.logged_in)
+            broker.start()
+            sub2 = Subscriber(broker.port)
+            for i in range(40, 45):
+                await until(lambda: uplink.session.logged_in)
+                submit(uplink, i)
+                await asyncio.sleep(0.05)
+            await until(lambda: uplink.store.pending() == 0, timeout=20, what="backlog drained")
+            await until(lambda: len(set(sub.times("reinfo") + sub2.times("reinfo"))) == 30)
+        sub2.close()
+        reissue = first_occurrences(sub.times("reinfo") + sub2.times("reinfo"))
+        assert reissue == secs(range(10, 40))  # every record collected while down, in original order
+        realtime = sub2.times("info")
+        assert len(realtime) == len(set(realtime)) and set(realtime) == set(secs(range(40, 45)))
+        assert uplink.stats.disconnects >= 2
+
+    asyncio.run(asyncio.wait_for(main(), 50))
+
+
+def _downlink(frame: Frame) -> bytes:
+    return encode_frame(frame)
+
+
+def test_downlink_query_and_set_through_the_broker(tmp_path: Path, broker: Broker) -> None:
+    async def main() -> None:
+        sub = Subscriber(broker.port)
+        uplink = make_uplink(tmp_path, broker.port)
+        changed: list[tuple[Parameter, ...]] = []
+        uplink.on_parameters = changed.append
+        async with running(uplink):
+            await until(lambda: uplink.session.logged_in)
+            t = datetime.now(UTC).replace(microsecond=0)
+            query = Frame(Edition.E2016, Command.PARAMETER_QUERY, ResponseFlag.COMMAND, VIN, Encryption.NONE,
+                          ParameterQuery(t, (ParameterId.REPORT_PERIOD, ParameterId.HEARTBEAT_PERIOD)))
+            sub.publish(uplink.dnstream, _downlink(query))
+            await until(lambda: len(sub.frames("response")) == 1, what="query answered")
+            reply = decode_frame(sub.frames("response")[0])
+            assert reply.command == Command.PARAMETER_QUERY and reply.response == ResponseFlag.SUCCESS
+            assert isinstance(reply.body, ParameterQueryReply)
+            assert {int(p.id): p.value for p in reply.body.items} == {0x02: 10, 0x09: 30}
+            new = (Parameter(ParameterId.REPORT_PERIOD, 5),)
+            setting = Frame(Edition.E2016, Command.PARAMETER_SET, ResponseFlag.COMMAND, VIN, Encryption.NONE,
+                            ParameterSet(t + timedelta(seconds=1), new))
+            sub.publish(uplink.dnstream, _downlink(setting))
+            await until(lambda: len(sub.frames("response")) == 2, what="set answered")
+            ack = wire.parse_frame(sub.frames("response")[1])
+            assert ack.command == Command.PARAMETER_SET and ack.response == ResponseFlag.SUCCESS
+            assert changed == [new]
+            assert uplink.store.load_parameters()[int(ParameterId.REPORT_PERIOD)] == 5
+        sub.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_tls_with_a_generated_certificate(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    b = Broker(require_mosquitto(), tmp_path, tls={
+        "cafile": str(pki["ca"]), "certfile": str(pki["server"]),
+        "keyfile": str(tmp_path / "server.key")})
+    b.start()
+    try:
+        async def main() -> None:
+            sub = Subscriber(b.port, tls_ca=pki["ca"])
+            tls = TlsConfig(ca_file=pki["ca"], server_hostname="localhost")  # verified name != host
+            uplink = make_uplink(tmp_path, b.port, tls=tls)
+            async with running(uplink):
+                await until(lambda: uplink.session.logged_in, what="login over TLS")
+                submit(uplink, 0)
+                await until(lambda: uplink.store.pending() == 0)
+            await until(lambda: len(sub.frames("info")) == 1)
+            sub.close()
+            # a CA that did not sign the broker's certificate: no connection, the record stays
+            (tmp_path / "wrong").mkdir()
+            wrong = make_uplink(tmp_path / "wrong", b.port, tls=TlsConfig(ca_file=pki["other"]))
+            submit(wrong, 1)
+            async with running(wrong):
+                await asyncio.sleep(1.5)
+                assert not wrong.session.logged_in and wrong.stats.connects == 0
+                assert wrong.store.pending() == 1
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+    finally:
+        b.kill()
