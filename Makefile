@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[mqtt,sim,test,lint]'
 	@touch $(STAMP)
 
+# Mosquitto for the MQTT uplink tests (a private broker per test on 127.0.0.1; Debian: /usr/sbin/mosquitto).
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null) || echo "warning: mosquitto missing and not root; MQTT tests will be skipped (and fail under CI=true)"; }
+
 # Node.js + the MicroPython WebAssembly port, used to run wire.py's tests under real MicroPython.
 tools: $(MPY_PKG)
 
@@ -25,7 +29,7 @@ $(MPY_PKG):
 	@mkdir -p $(MPY_DIR)
 	cd $(MPY_DIR) && npm install --silent --no-audit --no-fund @micropython/micropython-webassembly-pyscript@1.27.0
 
-test: venv tools
+test: venv tools mosquitto
 	$(BIN)/python -m pytest -q
 
 bench: venv

@@ -9,7 +9,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from agent.protocol.model import (
     ParameterQuery,
     ParameterQueryReply,
     ParameterSet,
+    RealtimeReport,
     ResponseFlag,
 )
 from agent.protocol.session import ClientTiming, TerminalConfig, TerminalSession
@@ -37,7 +38,6 @@ from agent.store import Outbox
 from agent.uplink.mqtt import MqttConfig, MqttUplink
 from agent.uplink.tcp import AgentHandler, OutboxCodec, TlsConfig
 from tests.uplink.mosquitto import Broker, broker, require_mosquitto
-from tests.uplink.test_tcp import data_unit, until
 from tests.uplink.test_tcp_tls import make_pki
 
 __all__ = ["broker"]  # the fixture
@@ -107,6 +107,20 @@ async def running(uplink: MqttUplink) -> AsyncIterator[asyncio.Event]:
         stop.set()
         await asyncio.wait_for(task, 15)
         uplink.store.close()
+
+
+def data_unit(t: datetime) -> bytes:
+    frame = encode_frame(Frame(Edition.E2016, Command.REALTIME, ResponseFlag.COMMAND, VIN, Encryption.NONE,
+                               RealtimeReport(t)))
+    return wire.parse_frame(frame).data
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        await asyncio.sleep(0.02)
 
 
 def submit(uplink: MqttUplink, i: int) -> None:
