@@ -275,3 +275,15 @@ def test_tls_with_a_generated_certificate(tmp_path: Path) -> None:
         asyncio.run(asyncio.wait_for(main(), 30))
     finally:
         b.kill()
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_mosquitto_fails_under_ci_else_skips(monkeypatch: pytest.MonkeyPatch, ci: str,
+                                                     outcome: type[BaseException]) -> None:
+    from tests.uplink import mosquitto
+
+    monkeypatch.setattr(mosquitto.shutil, "which", lambda name: None)
+    monkeypatch.setattr(mosquitto, "_CANDIDATES", ("/nonexistent/mosquitto",))
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome):
+        mosquitto.require_mosquitto()
