@@ -154,7 +154,12 @@ class AgentService:
             tls = TlsConfig(ca_file=up.ca_file, cert_file=up.cert_file, key_file=up.key_file,
                             pin_sha256=up.pin_sha256, server_hostname=up.server_hostname)
         assert up.host is not None and up.port is not None
-        return UplinkConfig(up.host, up.port, tls=tls, reissue_rate=up.reissue_rate,
+        # an address the platform set (0x05/0x06, persisted after a successful move) wins over the file
+        host, port = self.handler.values.get(ParameterId.PLATFORM_DOMAIN), self.handler.values.get(
+            ParameterId.PLATFORM_PORT)
+        host = host if isinstance(host, str) and host else up.host
+        port = port if isinstance(port, int) and 0 < port < 65536 else up.port
+        return UplinkConfig(host, port, tls=tls, reissue_rate=up.reissue_rate,
                             reconnect_max_s=up.reconnect_max_s)
 
     # ------------------------------------------------------------------ parameters

@@ -283,6 +283,7 @@ class TcpUplink:
         #: built once: bad TLS material is a ConfigError at construction, not a dead link later
         self._ssl = config.tls.context() if config.tls is not None else None
         self._pause_s = 0.0
+        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ records in
 
@@ -598,10 +599,9 @@ class TcpUplink:
             elif isinstance(ev, ParametersChanged):
                 self._parameters_changed(ev.items)
             elif isinstance(ev, PlatformChangeRequested):
-                # moving to another platform is not implemented yet: keep the old address and answer
-                # "modification error" (spec §6: restore the old settings on failure)
-                log.warning("platform address change requested; not supported yet, refused")
-                self._handle(self.session.report_platform_change(False, self.clock()))
+                task = asyncio.get_running_loop().create_task(self._change_platform(ev.items))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
             elif isinstance(ev, ControlRequested):
                 if self.on_control is not None:
                     self.on_control(ev)
@@ -610,6 +610,77 @@ class TcpUplink:
                                 int(ev.command_id))
             elif isinstance(ev, TimeCalibrated):
                 log.info("platform time %s", ev.platform_time.isoformat())
+
+    async def _change_platform(self, items: tuple[Parameter, ...]) -> None:
+        """Spec §6: log in to the new platform; on success move there and persist the address, on
+        failure keep the old one and answer the old platform "modification error"."""
+        values = {int(p.id): p.value for p in items}
+        host = values.get(ParameterId.PLATFORM_DOMAIN, self.config.host)
+        port = values.get(ParameterId.PLATFORM_PORT, self.config.port)
+        ok = isinstance(host, str) and isinstance(port, int) and bool(host) and await self._probe_login(
+            host, port)
+        now = self.clock()
+        if not ok:
+            log.warning("login to the new platform failed: keeping the old address")
+            try:
+                self._handle(self.session.report_platform_change(False, now))
+            except SessionStateError:
+                log.warning("the old platform link is gone: the modification error cannot be sent")
+            self._flush_out()
+            return
+        assert isinstance(host, str) and isinstance(port, int)
+        self._handle(self.session.report_platform_change(True, now))
+        self.config = dataclasses.replace(self.config, host=host, port=port)
+        kept: list[tuple[int, ParamValue]] = [
+            (ParameterId.PLATFORM_DOMAIN_LENGTH, len(host.encode("latin-1"))),
+            (ParameterId.PLATFORM_DOMAIN, host), (ParameterId.PLATFORM_PORT, port)]
+        if self.handler is not None:
+            self.handler.values.update(dict(kept))
+        try:
+            self.store.save_parameters(kept)
+        except StoreError as exc:
+            log.error("new platform address not persisted: %s", exc)
+        log.warning("moving to the new platform address")
+        self.reconnect()
+
+    async def _probe_login(self, host: str, port: int) -> bool:
+        """A login (then logout) on a separate link to ``host:port`` with this terminal's identity."""
+        old = self.session
+        codec = OutboxCodec(cipher=old.codec.cipher if isinstance(old.codec, DefaultCodec) else None)
+        probe = TerminalSession(old.config, wallclock=old.wallclock, serial_store=old.serial_store,
+                                codec=codec)
+        hostname = (self.config.tls.server_hostname or host) if self.config.tls is not None else None
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=self._ssl, server_hostname=hostname),
+                self.config.connect_timeout_s)
+        except (OSError, TimeoutError, ssl.SSLError, ssl.CertificateError) as exc:
+            log.warning("new platform unreachable: %s", exc)
+            return False
+        ok = False
+        try:
+            probe.connection_made(self.clock())
+            writer.write(probe.data_to_send())
+            end = self.clock() + old.timing.login_timeout
+            while not ok and self.clock() < end:
+                data = await asyncio.wait_for(reader.read(65536), max(0.0, end - self.clock()))
+                if not data:
+                    break
+                events = probe.receive_data(data, self.clock())
+                ok = any(isinstance(e, LoginSucceeded) for e in events)
+                if any(isinstance(e, LoginFailed) for e in events):
+                    break
+            if ok:
+                probe.logout(self.clock())
+                writer.write(probe.data_to_send())
+                await writer.drain()
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            log.warning("login to the new platform failed: %s", exc)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 2.0)
+        return ok
 
     def _parameters_changed(self, items: tuple[Parameter, ...]) -> None:
         from agent.protocol.session import PLATFORM_ADDRESS_PARAMETERS

@@ -13,7 +13,16 @@ import pytest
 
 from agent.protocol import wire
 from agent.protocol.codec import encode_frame
-from agent.protocol.model import Command, Edition, Encryption, Frame, RealtimeReport, ResponseFlag
+from agent.protocol.model import (
+    Command,
+    Edition,
+    Encryption,
+    Frame,
+    Parameter,
+    ParameterId,
+    RealtimeReport,
+    ResponseFlag,
+)
 from agent.protocol.session import (
     ClientTiming,
     PlatformConfig,
@@ -318,3 +327,50 @@ def test_connect_refused_backs_off(tmp_path: Path, port_offset: int) -> None:
         store.close()
 
     asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def _address(host: str, port: int) -> list[Parameter]:
+    return [Parameter(ParameterId.PLATFORM_DOMAIN_LENGTH, len(host)),
+            Parameter(ParameterId.PLATFORM_DOMAIN, host), Parameter(ParameterId.PLATFORM_PORT, port)]
+
+
+def test_platform_address_change_moves_on_success_and_rolls_back_on_failure(tmp_path: Path) -> None:
+    from agent.uplink.tcp import AgentHandler
+
+    async def main() -> None:
+        old, new = Platform(), Platform()
+        await old.start()
+        await new.start()
+        dead = Platform()
+        await dead.start()
+        await dead.stop()  # a port nobody listens on
+        uplink = make_uplink(tmp_path, old.port)
+        uplink.handler = uplink.session.handler = AgentHandler({}, Edition.E2016)
+        seen: list[object] = []
+        uplink.on_event = seen.append
+        async with running(uplink):
+            await until(lambda: uplink.session.logged_in)
+            # failure: the old address stays, the old platform gets 0x81 "modification error"
+            old.downlink(lambda s, now: s.set_parameters(_address("127.0.0.1", dead.port), now))
+            await until(lambda: any(type(e).__name__ == "PlatformChangeRequested" for e in seen))
+            await until(lambda: not uplink._background, what="probe finished")
+            # the second 0x81 reply (flag 0x02) reaches the old platform; this minimal one no longer
+            # waits for it, so it shows up as a reply to no pending command
+            await until(lambda: any(getattr(e, "command", None) == Command.PARAMETER_SET
+                                    and type(e).__name__ == "ProtocolViolation" for e in old.events),
+                        what="modification error at the old platform")
+            assert uplink.config.port == old.port and uplink.store.load_parameters() == {}
+            await asyncio.sleep(1.1)  # the next 0x81 must carry another time
+            # success: a probe login on the new platform, then the link moves there; persisted
+            old.downlink(lambda s, now: s.set_parameters(_address("127.0.0.1", new.port), now))
+            await until(lambda: uplink.config.port == new.port, what="moved")
+            await until(lambda: new.logins >= 2 and uplink.session.logged_in, what="logged in on the new one")
+            submit(uplink, 0)
+            await until(lambda: new.times(Command.REALTIME) == [T0], what="realtime on the new platform")
+        stored = Outbox(tmp_path / "outbox.db")
+        assert stored.load_parameters()[ParameterId.PLATFORM_PORT] == new.port
+        stored.close()
+        await old.stop()
+        await new.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
