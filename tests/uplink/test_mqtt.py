@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -165,6 +166,27 @@ def test_backlog_as_reissue_then_realtime_in_order(tmp_path: Path, broker: Broke
             assert [m["vin"] for m in mirror] == [VIN] * 5
 
     asyncio.run(asyncio.wait_for(main(), 45))
+
+
+def test_records_leave_the_outbox_only_on_puback(tmp_path: Path, broker: Broker) -> None:
+    async def main() -> None:
+        uplink = make_uplink(tmp_path, broker.port)
+        async with running(uplink):
+            await until(lambda: uplink.session.logged_in)
+            assert broker.proc is not None
+            broker.proc.send_signal(signal.SIGSTOP)  # the broker stops answering; the TCP link stays up
+            try:
+                for i in range(5):
+                    submit(uplink, i)
+                assert uplink.stats.realtime_sent == 5
+                await asyncio.sleep(0.5)
+                assert uplink.store.pending() == 5 and uplink.stats.delivered == 0  # published, no PUBACK
+            finally:
+                broker.proc.send_signal(signal.SIGCONT)
+            await until(lambda: uplink.store.pending() == 0, what="PUBACKs after the broker resumed")
+            assert uplink.stats.delivered == 5 and uplink.stats.reissue_sent == 0
+
+    asyncio.run(asyncio.wait_for(main(), 30))
 
 
 def test_broker_killed_and_restarted_nothing_lost(tmp_path: Path, broker: Broker) -> None:
