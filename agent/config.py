@@ -118,6 +118,12 @@ class UplinkSettings:
     reply_timeout_s: int = 30
     login_timeout_s: int = 60
     reconnect_max_s: float = 60.0
+    #: data-unit encryption: none | aes | sm4 (symmetric key, hex, read from ``data_key_file``)
+    encryption: str = "none"
+    data_key_file: Path | None = None
+    #: 2025 signatures: sm2 | rsa | ecc with the private key in ``sign_key_file`` (PEM/DER)
+    sign_type: str | None = None
+    sign_key_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -448,7 +454,19 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
         reply_timeout_s=t.integer("reply_timeout_s", 30, 1, 600),
         login_timeout_s=t.integer("login_timeout_s", 60, 1, 600),
         reconnect_max_s=t.number("reconnect_max_s", 60.0, 1.0, 3600.0),
+        encryption=t.text("encryption", "none"),
+        data_key_file=_path(base, t.text("data_key_file")),
+        sign_type=t.text("sign_type"),
+        sign_key_file=_path(base, t.text("sign_key_file")),
     )
+    if settings.encryption not in ("none", "aes", "sm4"):
+        raise t.error("encryption", f"none, aes or sm4, not {settings.encryption!r}")
+    if settings.encryption != "none" and settings.data_key_file is None:
+        raise t.error("data_key_file", f"encryption {settings.encryption} needs a data_key_file")
+    if settings.sign_type not in (None, "sm2", "rsa", "ecc"):
+        raise t.error("sign_type", f"sm2, rsa or ecc, not {settings.sign_type!r}")
+    if (settings.sign_type is None) != (settings.sign_key_file is None):
+        raise t.error("sign_key_file", "sign_type and sign_key_file go together")
     pin = settings.pin_sha256
     if pin is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", pin.replace(":", "")):
         raise t.error("pin_sha256", "expected 64 hex digits (colons allowed)")

@@ -33,7 +33,20 @@ from agent.config import Settings
 from agent.errors import ConfigError
 from agent.pipeline import AgentPipeline, Emitted
 from agent.protocol import wire
-from agent.protocol.model import ControlId, Edition, Parameter, ParameterId
+from agent.protocol.codec import encode_frame
+from agent.protocol.errors import ProtocolError
+from agent.protocol.model import (
+    Cipher,
+    ControlId,
+    Edition,
+    Encryption,
+    Frame,
+    Parameter,
+    ParameterId,
+    ResponseFlag,
+    SignatureType,
+    Signer,
+)
 from agent.protocol.session import ClientTiming, ControlRequested, TerminalConfig, TerminalSession
 from agent.store import DAY, Outbox, retention_for
 from agent.uplink.tcp import AgentHandler, OutboxCodec, ParamValue, TcpUplink, TlsConfig, UplinkConfig
@@ -86,6 +99,7 @@ class AgentService:
         self.pipeline = AgentPipeline(settings)
         stored = self.store.load_parameters()
         self.handler = AgentHandler(self._initial_parameters(stored), self.edition)
+        self.cipher, self.signer = self._crypto()
         self.session = self._session()
         self._base_timing = self.session.timing
         self._defaults = self._initial_parameters({})
@@ -145,7 +159,32 @@ class AgentService:
             timing=timing,
         )
         return TerminalSession(config, wallclock=lambda: datetime.now(UTC), handler=self.handler,
-                               serial_store=self.store.serial_store(), codec=OutboxCodec())
+                               serial_store=self.store.serial_store(), codec=OutboxCodec(cipher=self.cipher))
+
+    def _crypto(self) -> tuple[Cipher | None, Signer | None]:
+        """Data-unit cipher (applied when a frame is sent) and 2025 signer (applied when a report is
+        stored, so a reissue carries the original signature) from ``[uplink]``; keys are never logged."""
+        from agent.protocol import crypto
+
+        up = self.settings.uplink
+        cipher: Cipher | None = None
+        signer: Signer | None = None
+        try:
+            if up.encryption != "none" and up.data_key_file is not None:
+                key = bytes.fromhex(up.data_key_file.read_text(encoding="ascii").strip())
+                enc = Encryption.AES if up.encryption == "aes" else Encryption.SM4
+                cipher = crypto.cipher_for(enc, key=key)
+            if up.sign_type is not None and up.sign_key_file is not None:
+                if self.edition != Edition.E2025:
+                    raise ConfigError("signatures exist only in the 2025 edition", key="uplink.sign_type")
+                kind = {"sm2": SignatureType.SM2, "rsa": SignatureType.RSA, "ecc": SignatureType.ECC}
+                private = crypto.load_private_key(up.sign_key_file.read_bytes(), kind[up.sign_type])
+                signer = crypto.signer_for(kind[up.sign_type], private)
+        except (OSError, ValueError, ProtocolError) as exc:
+            reason = exc.reason if isinstance(exc, ProtocolError) else type(exc).__name__
+            raise ConfigError(f"cannot load the uplink key material: {reason}", file=str(self.settings.file),
+                              key="uplink") from None
+        return cipher, signer
 
     def _uplink_config(self) -> UplinkConfig:
         up = self.settings.uplink
@@ -302,7 +341,12 @@ class AgentService:
                 self.stats.reissue += 1
             else:
                 self.stats.realtime += 1
-            raw = wire.parse_frame(e.frame)
+            frame = e.frame
+            if self.signer is not None:  # 2025: sign the data unit once, at collection
+                unsigned = Frame(self.edition, e.command, ResponseFlag.COMMAND, self.settings.vehicle.vin,
+                                 Encryption.NONE, e.report)
+                frame = encode_frame(unsigned, signer=self.signer, options=self.pipeline.options)
+            raw = wire.parse_frame(frame)
             vin = bytes(raw.vin).rstrip(b"\x00").decode("latin-1")
             if self.uplink is not None:
                 rid = self.uplink.submit(raw.edition, raw.command, vin, raw.data, e.time, raw.encryption)

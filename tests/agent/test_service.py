@@ -104,6 +104,12 @@ def test_uplink_and_store_keys_are_validated(tmp_path: Path) -> None:
         parse_config(base + '[uplink]\npin_sha256 = "xyz"\n')
     with pytest.raises(ConfigError, match=r"store\.nope"):
         parse_config(base + "[store]\nnope = 1\n")
+    with pytest.raises(ConfigError, match=r"uplink\.data_key_file"):
+        parse_config(base + '[uplink]\nencryption = "aes"\n')
+    with pytest.raises(ConfigError, match=r"uplink\.encryption"):
+        parse_config(base + '[uplink]\nencryption = "rot13"\n')
+    with pytest.raises(ConfigError, match=r"uplink\.sign_key_file"):
+        parse_config(base + '[uplink]\nsign_type = "sm2"\n')
 
 
 def test_gnss_receiver_on_a_serial_port_feeds_the_pipeline(tmp_path: Path) -> None:
@@ -172,5 +178,41 @@ def test_terminal_control_reset_factory_reset_upgrade_refused_and_shutdown(tmp_p
         await asyncio.wait_for(task, 10)  # the run ends by itself, long before its 30 s
         assert any(type(e).__name__ == "VehicleLoggedOut" for e in platform.events)
         await platform.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 40))
+
+
+def test_2025_signed_and_aes_encrypted_reports_verify_at_the_platform(tmp_path: Path) -> None:
+    import os
+
+    from agent.protocol import crypto
+    from agent.protocol.model import Encryption, SignatureType
+
+    private, public = crypto.generate_keypair(SignatureType.ECC)
+    (tmp_path / "sign.pem").write_bytes(crypto.private_key_to_pem(private))
+    key = os.urandom(16)
+    (tmp_path / "data.key").write_text(key.hex())
+
+    async def main() -> None:
+        platform = Platform(cipher=crypto.cipher_for(Encryption.AES, key=key),
+                            verifier=crypto.verifier_for(SignatureType.ECC, public))
+        await platform.start()
+        cfg = write_config(tmp_path, platform.port)
+        text = cfg.read_text().replace('iccid = "', 'edition = 2025\niccid = "').replace(
+            "[uplink]\n", '[uplink]\nencryption = "aes"\ndata_key_file = "data.key"\nsign_type = "ecc"\n'
+            'sign_key_file = "sign.pem"\n')
+        cfg.write_text(text)
+        service = AgentService(load_config(cfg), messages=simulate(seconds=10, start_utc=datetime.now(UTC)),
+                               accelerated=True)
+        assert service.uplink is not None
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(20, stop))
+        await until(lambda: service.stats.reports > 0 and len(platform.received) == service.stats.reports
+                    and service.stats.messages > 5000, what="reports at the platform")
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await platform.stop()
+        assert platform.verified and all(v is True for v in platform.verified)
+        assert platform.encryption_seen == {Encryption.AES}
 
     asyncio.run(asyncio.wait_for(main(), 40))

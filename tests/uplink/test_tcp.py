@@ -48,12 +48,16 @@ class Platform:
     the terminal's view); new connections are served normally.
     """
 
-    def __init__(self, ssl_context: object = None) -> None:
+    def __init__(self, ssl_context: object = None, *, cipher: object = None, verifier: object = None) -> None:
         self.mode = "ok"
         self.received: list[tuple[int, datetime]] = []
         self.logins = 0
         self.port = 0
         self.ssl = ssl_context
+        self.cipher = cipher
+        self.verifier = verifier
+        self.verified: list[bool | None] = []
+        self.encryption_seen: set[int] = set()  # encryption bytes of the uploads received
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._deaf: set[asyncio.StreamWriter] = set()
@@ -91,9 +95,11 @@ class Platform:
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
         session = PlatformSession(PlatformConfig(heartbeat_interval=0.3, idle_factor=100),
-                                  wallclock=lambda: datetime.now(UTC))
+                                  wallclock=lambda: datetime.now(UTC), cipher=self.cipher,  # type: ignore[arg-type]
+                                  verifier=self.verifier, edition=Edition.E2025)  # type: ignore[arg-type]
         session.connection_made(loop.time())
         framer = wire.Framer()
+        peek = wire.Framer()
         self._writers.add(writer)
         self.links.append((session, writer))
         try:
@@ -103,12 +109,15 @@ class Platform:
                 data = await reader.read(65536)
                 if not data:
                     return
+                self.encryption_seen |= {raw.encryption for raw in peek.feed(data)
+                                         if raw.command in (Command.REALTIME, Command.REISSUE)}
                 if self.mode == "error":
                     data = self._answer_errors(framer, data, writer)
                 for ev in session.receive_data(data, loop.time()):
                     self.events.append(ev)
                     if isinstance(ev, ReportReceived):
                         self.received.append((int(ev.command), ev.report.time))
+                        self.verified.append(ev.verified)
                     elif type(ev).__name__ == "VehicleLoggedIn":
                         self.logins += 1
                 writer.write(session.data_to_send())
