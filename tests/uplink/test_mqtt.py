@@ -212,7 +212,11 @@ def test_broker_killed_and_restarted_nothing_lost(tmp_path: Path, broker: Broker
             sub = Subscriber(broker.port)
             await until(lambda: uplink.session.logged_in, what="login after the restart")
             await until(lambda: len(sub.frames("reinfo")) >= 5, what="drain under way")
-            broker.kill()  # again, in the middle of the drain: some reissues are in flight
+            assert broker.proc is not None
+            broker.proc.send_signal(signal.SIGSTOP)  # PUBACKs stop: the next reissues stay in flight
+            await until(lambda: uplink.stats.published - uplink.stats.acked >= 3, what="reissues in flight")
+            in_flight = len(uplink._inflight_ids)
+            broker.kill()  # again, in the middle of the drain, with reissues in flight
             sub.close()
             await until(lambda: not uplink.session.logged_in)
             broker.start()
@@ -228,7 +232,8 @@ def test_broker_killed_and_restarted_nothing_lost(tmp_path: Path, broker: Broker
         assert reissue == secs(range(10, 40))  # every record collected while down, in original order
         realtime = sub2.times("info")
         assert len(realtime) == len(set(realtime)) and set(realtime) == set(secs(range(40, 45)))
-        assert uplink.stats.disconnects >= 2
+        assert uplink.stats.disconnects >= 2 and in_flight >= 3
+        assert uplink.stats.reissue_sent == 30  # the in-flight ones were resent by paho, not drained again
 
     asyncio.run(asyncio.wait_for(main(), 50))
 
