@@ -49,6 +49,7 @@ from agent.protocol.session import (
     ControlRequested,
     DefaultCodec,
     Event,
+    KeyExchangeReceived,
     LoggedOut,
     LoginFailed,
     LoginSucceeded,
@@ -608,8 +609,32 @@ class TcpUplink:
                 else:
                     log.warning("terminal control 0x%02X acknowledged but no handler is wired",
                                 int(ev.command_id))
+            elif isinstance(ev, KeyExchangeReceived):
+                self._key_exchange(ev)
             elif isinstance(ev, TimeCalibrated):
                 log.info("platform time %s", ev.platform_time.isoformat())
+
+    def _key_exchange(self, ev: KeyExchangeReceived) -> None:
+        """2025 0x0B: use the new data-unit key from its ``valid_from`` time on (keys never logged)."""
+        from agent.protocol.crypto import cipher_from_key_exchange
+
+        kx = ev.key_exchange
+        try:
+            cipher = cipher_from_key_exchange(kx.key_type, kx.key)
+        except ProtocolError as exc:
+            log.warning("key exchange refused: %s", exc.reason)
+            return
+        delay = (kx.valid_from - datetime.now(UTC)).total_seconds()
+
+        def apply() -> None:
+            self.session.set_cipher(cipher)
+            log.info("new data-unit key in use (type 0x%02X) until %s", int(kx.key_type),
+                     kx.valid_until.isoformat())
+
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, apply)
+        else:
+            apply()
 
     async def _change_platform(self, items: tuple[Parameter, ...]) -> None:
         """Spec §6: log in to the new platform; on success move there and persist the address, on

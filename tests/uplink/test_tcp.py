@@ -383,3 +383,39 @@ def test_platform_address_change_moves_on_success_and_rolls_back_on_failure(tmp_
         await new.stop()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_key_exchange_switches_the_data_unit_key(tmp_path: Path) -> None:
+    import os
+
+    from agent.protocol import crypto
+    from agent.protocol.model import KeyExchange
+
+    async def main() -> None:
+        platform = Platform()
+        await platform.start()
+        store = Outbox(tmp_path / "outbox.db", commit_interval_s=0.1)
+        session = TerminalSession(TerminalConfig(VIN, Edition.E2025, iccid="8986" + "0" * 16, timing=FAST),
+                                  wallclock=lambda: datetime.now(UTC), serial_store=store.serial_store(),
+                                  codec=OutboxCodec())
+        uplink = TcpUplink(session, store, UplinkConfig("127.0.0.1", platform.port, reconnect_min_s=0.05,
+                                                        proof_timeout_s=5.0, logout_wait_s=1.0))
+        key = os.urandom(16)
+        now = datetime.now(UTC)
+        kx = KeyExchange(Encryption.SM4, key, now - timedelta(minutes=1), now + timedelta(days=1))
+        async with running(uplink):
+            await until(lambda: uplink.session.logged_in)
+            platform.downlink(lambda s, t: s.send_key_exchange(kx, t))
+            await until(lambda: isinstance(session.codec, OutboxCodec) and session.codec.cipher is not None,
+                        what="new key in use")
+            for ps, _ in platform.links:
+                ps.set_cipher(crypto.cipher_for(Encryption.SM4, key=key))
+            t = T0
+            frame = encode_frame(Frame(Edition.E2025, Command.REALTIME, ResponseFlag.COMMAND, VIN,
+                                       Encryption.NONE, RealtimeReport(t)))
+            uplink.submit(2025, Command.REALTIME, VIN, wire.parse_frame(frame).data, t)
+            await until(lambda: platform.times(Command.REALTIME) == [t], what="decrypted at the platform")
+        assert platform.encryption_seen == {Encryption.SM4}
+        await platform.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 20))
