@@ -34,7 +34,16 @@ from agent.protocol.model import (
     RealtimeReport,
     ResponseFlag,
 )
-from agent.protocol.session import ClientTiming, TerminalConfig, TerminalSession
+from agent.protocol.session import (
+    ClientTiming,
+    PlatformConfig,
+    PlatformSession,
+    ReportReceived,
+    TerminalConfig,
+    TerminalSession,
+    VehicleLoggedIn,
+    VehicleLoggedOut,
+)
 from agent.store import Outbox
 from agent.uplink.mqtt import MqttConfig, MqttUplink
 from agent.uplink.tcp import AgentHandler, OutboxCodec, TlsConfig
@@ -273,6 +282,47 @@ def test_downlink_query_and_set_through_the_broker(tmp_path: Path, broker: Broke
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
+class MqttPlatform(Subscriber):
+    """A GB/T 32960 platform behind the broker: ``PlatformSession`` fed from the upstream topics, its
+    replies published on dnstream (``platform_replies`` mode)."""
+
+    def __init__(self, port: int) -> None:
+        self.session = PlatformSession(PlatformConfig(reply_realtime_success=True, idle_factor=100),
+                                       wallclock=lambda: datetime.now(UTC))
+        self.session.connection_made(time.monotonic())
+        self.events: list[object] = []
+        super().__init__(port)
+
+    def _message(self, client: Any, userdata: Any, msg: Any) -> None:
+        super()._message(client, userdata, msg)
+        if msg.topic.endswith("/json"):
+            return
+        self.events += self.session.receive_data(bytes(msg.payload), time.monotonic())
+        out = self.session.data_to_send()
+        if out:
+            client.publish(f"gbt32960/{VIN}/dnstream", out, qos=1)
+
+
+def test_platform_replies_mode_login_and_acks_from_a_platform_behind_the_broker(tmp_path: Path,
+                                                                                broker: Broker) -> None:
+    async def main() -> None:
+        platform = MqttPlatform(broker.port)
+        uplink = make_uplink(tmp_path, broker.port, platform_replies=True)
+        async with running(uplink):
+            await until(lambda: uplink.session.logged_in, what="login reply from the platform")
+            for i in range(3):
+                submit(uplink, i)
+            await until(lambda: uplink.store.pending() == 0)
+            await until(lambda: sum(isinstance(e, ReportReceived) for e in platform.events) == 3)
+            await until(lambda: uplink.session.pending_uploads == 0, what="platform acks via dnstream")
+        platform.close()
+        assert any(isinstance(e, VehicleLoggedIn) for e in platform.events)
+        assert any(isinstance(e, VehicleLoggedOut) for e in platform.events)  # logout answered
+        assert uplink.stats.link == "stopped"
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
 def test_tls_with_a_generated_certificate(tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
     b = Broker(require_mosquitto(), tmp_path, tls={
@@ -314,3 +364,27 @@ def test_missing_mosquitto_fails_under_ci_else_skips(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome):
         mosquitto.require_mosquitto()
+
+
+def test_mutual_tls_client_certificate_required(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    b = Broker(require_mosquitto(), tmp_path, tls={
+        "cafile": str(pki["ca"]), "certfile": str(pki["server"]), "keyfile": str(tmp_path / "server.key"),
+        "require_certificate": "true"})
+    b.start()
+    try:
+        async def main() -> None:
+            (tmp_path / "a").mkdir()
+            (tmp_path / "b").mkdir()
+            with_cert = make_uplink(tmp_path / "a", b.port, tls=TlsConfig(
+                ca_file=pki["ca"], cert_file=pki["client"], key_file=tmp_path / "client.key"))
+            async with running(with_cert):
+                await until(lambda: with_cert.session.logged_in, what="login with a client certificate")
+            without = make_uplink(tmp_path / "b", b.port, tls=TlsConfig(ca_file=pki["ca"]))
+            async with running(without):
+                await asyncio.sleep(1.5)
+                assert not without.session.logged_in and without.stats.connects == 0
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+    finally:
+        b.kill()
