@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
+import shutil
 import signal
 import threading
 import time
@@ -17,6 +19,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.protocol import wire
@@ -332,7 +336,10 @@ def test_tls_with_a_generated_certificate(tmp_path: Path) -> None:
     try:
         async def main() -> None:
             sub = Subscriber(b.port, tls_ca=pki["ca"])
-            tls = TlsConfig(ca_file=pki["ca"], server_hostname="localhost")  # verified name != host
+            der = x509.load_pem_x509_certificate(pki["server"].read_bytes()).public_bytes(
+                serialization.Encoding.DER)
+            tls = TlsConfig(ca_file=pki["ca"], server_hostname="localhost",  # verified name != host
+                            pin_sha256=hashlib.sha256(der).hexdigest())
             uplink = make_uplink(tmp_path, b.port, tls=tls)
             async with running(uplink):
                 await until(lambda: uplink.session.logged_in, what="login over TLS")
@@ -344,9 +351,13 @@ def test_tls_with_a_generated_certificate(tmp_path: Path) -> None:
             (tmp_path / "wrong").mkdir()
             wrong = make_uplink(tmp_path / "wrong", b.port, tls=TlsConfig(ca_file=pki["other"]))
             submit(wrong, 1)
-            async with running(wrong):
+            (tmp_path / "pin").mkdir()  # the right CA but another pinned certificate: dropped after CONNACK
+            bad_pin = TlsConfig(ca_file=pki["ca"], pin_sha256="00" * 32)
+            pinned = make_uplink(tmp_path / "pin", b.port, tls=bad_pin)
+            async with running(wrong), running(pinned):
                 await asyncio.sleep(1.5)
-                assert not wrong.session.logged_in and wrong.stats.connects == 0
+                for u in (wrong, pinned):
+                    assert not u.session.logged_in and u.stats.connects == 0 and u.stats.connect_failures >= 1
                 assert wrong.store.pending() == 1
 
         asyncio.run(asyncio.wait_for(main(), 30))
@@ -359,7 +370,7 @@ def test_missing_mosquitto_fails_under_ci_else_skips(monkeypatch: pytest.MonkeyP
                                                      outcome: type[BaseException]) -> None:
     from tests.uplink import mosquitto
 
-    monkeypatch.setattr(mosquitto.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setattr(mosquitto, "_CANDIDATES", ("/nonexistent/mosquitto",))
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome):
