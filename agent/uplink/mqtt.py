@@ -215,7 +215,8 @@ class MqttUplink:
         self._pubs: dict[int, _Pub] = {}  # mid -> what it carried
         self._inflight_ids: set[int] = set()  # records published, PUBACK not seen
         self._early: deque[bytes] = deque(maxlen=256)  # downlink received before login
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # timer loop
+        self._news = asyncio.Event()  # drain loop: a record joined the backlog
         self._online = asyncio.Event()
         self._logged_out = asyncio.Event()
 
@@ -240,7 +241,7 @@ class MqttUplink:
             if rec is not None:
                 self._send(rec, Command.REALTIME)
         else:
-            self._wake.set()
+            self._news.set()
         return rid
 
     @property
@@ -254,6 +255,7 @@ class MqttUplink:
         """Connect (paho reconnects by itself with backoff), serve, until ``stop``; then log out."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._news = asyncio.Event()
         self._online = asyncio.Event()
         self._logged_out = asyncio.Event()
         client = self._make_client()
@@ -511,10 +513,12 @@ class MqttUplink:
                 await asyncio.sleep(1.0)
                 continue
             if not batch:
-                if not sent_in_pass:
+                if not sent_in_pass:  # a whole pass found nothing to send: wait for news (or 0.2 s)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), 0.2)
+                        await asyncio.wait_for(self._news.wait(), 0.2)
+                    self._news.clear()
                 cursor, sent_in_pass = None, False
+                await asyncio.sleep(0)  # never hog the loop (PUBACKs are handled on it)
                 continue
             for rec in batch:
                 if rec.id in self._inflight_ids:

@@ -164,16 +164,19 @@ def test_backlog_as_reissue_then_realtime_in_order(tmp_path: Path, broker: Broke
             for i in range(10, 15):
                 submit(uplink, i)
                 await asyncio.sleep(0.02)
+            await until(lambda: len(sub.frames("reinfo")) == 10, what="backlog drained")
+            t = T0 + timedelta(seconds=15)  # an alarm-window record (stored as 0x03) while online
+            assert uplink.submit(2016, Command.REISSUE, VIN, data_unit(t), t) is not None
             await until(lambda: uplink.store.pending() == 0, what="every record PUBACKed")
-            await until(lambda: len(sub.frames("reinfo")) == 10 and len(sub.frames("info")) == 5)
+            await until(lambda: len(sub.frames("reinfo")) == 11 and len(sub.frames("info")) == 5)
         await until(lambda: len(sub.frames("vlogout")) == 1, what="logout published")
         sub.close()
         assert len(sub.frames("vlogin")) == 1
-        assert sub.times("reinfo") == secs(range(10))  # original order, original times
+        assert sub.times("reinfo") == secs(range(10), range(15, 16))  # original order, original times
         assert sub.times("info") == secs(range(10, 15))
         assert all(decode_frame(p).command == Command.REISSUE for p in sub.frames("reinfo"))
-        assert uplink.stats.delivered == 15 and uplink.stats.realtime_sent == 5
-        assert uplink.stats.reissue_sent == 10 and uplink.stats.link == "stopped"
+        assert uplink.stats.delivered == 16 and uplink.stats.realtime_sent == 5
+        assert uplink.stats.reissue_sent == 11 and uplink.stats.link == "stopped"
         if protocol == 5:
             mirror = [json.loads(p) for p in sub.frames("info/json")]
             assert [m["vin"] for m in mirror] == [VIN] * 5
