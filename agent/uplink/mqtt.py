@@ -215,6 +215,7 @@ class MqttUplink:
         self._pubs: dict[int, _Pub] = {}  # mid -> what it carried
         self._inflight_ids: set[int] = set()  # records published, PUBACK not seen
         self._early: deque[bytes] = deque(maxlen=256)  # downlink received before login
+        self._pause_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # timer loop
         self._news = asyncio.Event()  # drain loop: a record joined the backlog
         self._online = asyncio.Event()
@@ -249,6 +250,24 @@ class MqttUplink:
         """Records not delivered yet (including those in flight)."""
         return self.store.pending()
 
+    def reconnect(self, pause_s: float = 0.0) -> None:
+        """Drop the link (0x82 reset/disconnect): paho reconnects at once, or after ``pause_s``."""
+        if pause_s <= 0:
+            self._recycle()
+            return
+        if self._loop is not None and self._client is not None:
+            self._pause_task = self._loop.create_task(self._pause(pause_s))
+
+    async def _pause(self, seconds: float) -> None:
+        client = self._client
+        client.disconnect()  # ends paho's loop thread; unacknowledged messages stay queued in the client
+        await asyncio.to_thread(client.loop_stop)
+        self._link_lost_if_connected()
+        await asyncio.sleep(seconds)
+        client.connect_async(self.config.host, self.config.port, self.config.keepalive_s,
+                             **self._connect_kwargs())
+        client.loop_start()
+
     # ------------------------------------------------------------------ main loop
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -274,6 +293,8 @@ class MqttUplink:
             stop_wait.cancel()
             await self._logout()
         finally:
+            if self._pause_task is not None:
+                tasks.append(self._pause_task)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -385,6 +406,11 @@ class MqttUplink:
         self.stats.disconnects += 1
         log.warning("mqtt link lost: %s", reason)
         self._link_lost()
+
+    def _link_lost_if_connected(self) -> None:
+        if self._connected:
+            self.stats.disconnects += 1
+            self._link_lost()
 
     def _link_lost(self) -> None:
         self._connected = False

@@ -254,6 +254,29 @@ def test_broker_killed_and_restarted_nothing_lost(tmp_path: Path, broker: Broker
     asyncio.run(asyncio.wait_for(main(), 50))
 
 
+def test_reconnect_now_and_after_a_pause(tmp_path: Path, broker: Broker) -> None:
+    async def main() -> None:
+        sub = Subscriber(broker.port)
+        uplink = make_uplink(tmp_path, broker.port)
+        async with running(uplink):
+            await until(lambda: uplink.session.logged_in)
+            uplink.reconnect()  # 0x82 reset
+            await until(lambda: uplink.stats.connects == 2 and uplink.session.logged_in, what="relogin")
+            uplink.reconnect(1.0)  # 0x82 disconnect: stay away for a while
+            await until(lambda: not uplink.session.logged_in)
+            for i in range(3):
+                submit(uplink, i)
+            await asyncio.sleep(0.5)
+            assert not uplink.session.logged_in and uplink.store.pending() == 3
+            await until(lambda: uplink.stats.connects == 3 and uplink.session.logged_in, what="back")
+            await until(lambda: uplink.store.pending() == 0)
+        await until(lambda: len(sub.frames("reinfo")) == 3)
+        sub.close()
+        assert sub.times("reinfo") == secs(range(3)) and len(sub.frames("vlogin")) == 3
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
 def _downlink(frame: Frame) -> bytes:
     return encode_frame(frame)
 
