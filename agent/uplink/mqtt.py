@@ -218,6 +218,7 @@ class MqttUplink:
         self._pause_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # timer loop
         self._news = asyncio.Event()  # drain loop: a record joined the backlog
+        self._room = asyncio.Event()  # drain loop: a PUBACK freed a place in the window
         self._online = asyncio.Event()
         self._logged_out = asyncio.Event()
 
@@ -275,6 +276,7 @@ class MqttUplink:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._news = asyncio.Event()
+        self._room = asyncio.Event()
         self._online = asyncio.Event()
         self._logged_out = asyncio.Event()
         client = self._make_client()
@@ -426,6 +428,7 @@ class MqttUplink:
         self.stats.acked += 1
         if pub.record_id is not None:
             self._inflight_ids.discard(pub.record_id)
+            self._room.set()
             if reason >= 0x80:
                 self.stats.refused += 1
                 log.warning("broker refused record %d (reason 0x%02X); held", pub.record_id, reason)
@@ -530,7 +533,9 @@ class MqttUplink:
         while True:
             await self._online.wait()
             if len(self._inflight_ids) >= self.config.max_inflight:
-                await asyncio.sleep(0.02)
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):  # woken by the next PUBACK
+                    await asyncio.wait_for(self._room.wait(), 0.05)
                 continue
             try:
                 batch = self.store.backlog(cursor, limit=64)
