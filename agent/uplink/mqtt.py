@@ -51,6 +51,7 @@ from agent.protocol.session import (
     CloseRequested,
     ControlRequested,
     Event,
+    KeyExchangeReceived,
     LoggedOut,
     LoginFailed,
     LoginSucceeded,
@@ -598,6 +599,8 @@ class MqttUplink:
             elif isinstance(ev, PlatformChangeRequested):
                 log.warning("platform address change requested; not supported over MQTT, refused")
                 self._handle(self.session.report_platform_change(False, self.clock()))
+            elif isinstance(ev, KeyExchangeReceived):
+                log.warning("2025 key exchange received over MQTT: not applied (the old key stays)")
             elif isinstance(ev, ControlRequested):
                 if self.on_control is not None:
                     self.on_control(ev)
