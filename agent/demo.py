@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from agent.errors import TboxError
 from agent.pipeline import Emitted
 from agent.protocol.model import Alarm, Alarm2025, Command, GeneralAlarmFlag, Special
 
@@ -435,6 +436,7 @@ class Demo:
         deadline = time.monotonic() + wall_budget
         outage_wall = 0.0
         drain_since: float | None = None
+        restart_failed = False
         while not stop.is_set() and not task.done():
             if time.monotonic() > deadline:
                 self.view.event(f"giving up after {wall_budget:.0f} s of wall time")
@@ -444,8 +446,14 @@ class Demo:
                 await self._stop_platform()
                 outage_wall = time.monotonic()
                 self.view.event(f"t+{t:.0f} s: platform DOWN (listener stopped, connections closed)")
-            elif up_at is not None and self.server is None and t >= up_at:
-                await self._start_platform()
+            elif up_at is not None and self.server is None and t >= up_at and not restart_failed:
+                try:
+                    await self._start_platform()
+                except TboxError as exc:  # e.g. the port was taken meanwhile: the summary will say
+                    restart_failed = True
+                    self.outage_text = f"from t+{down_at:.0f} s: the platform could not restart ({exc})"
+                    self.view.event(f"t+{t:.0f} s: platform restart FAILED: {exc}")
+                    continue
                 lasted = time.monotonic() - outage_wall
                 self.outage_text = (f"t+{down_at:.0f} s .. t+{t:.0f} s simulated ({lasted:.1f} s wall), "
                                     f"platform restarted on port {self.port}")
