@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from agent.errors import TboxError
 from agent.pipeline import Emitted
-from agent.protocol.model import Alarm, Alarm2025, Command, GeneralAlarmFlag, Special
+from agent.protocol.model import Alarm, Alarm2025, Command, GeneralAlarmFlag, SignatureType, Special, Verifier
 
 if TYPE_CHECKING:
     import can
@@ -128,8 +128,13 @@ def flag_names(flags: int) -> tuple[str, ...]:
     return tuple(out)
 
 
+SIGN_KEY_NAME = "sign-sm2.pem"
+
+
 def config_text(options: DemoOptions, port: int) -> str:
-    """The embedded agent configuration (written to the work directory as ``agent.toml``)."""
+    """The embedded agent configuration (written to the work directory as ``agent.toml``); 2025 frames
+    are signed with SM2 (the key ``SIGN_KEY_NAME`` beside it)."""
+    signing = f'sign_type = "sm2"\nsign_key_file = "{SIGN_KEY_NAME}"\n' if options.edition == 2025 else ""
     mapping = Path(__file__).resolve().parents[1] / "dbc" / "tbox_ev.toml"
     return f"""# written by tbox demo
 [vehicle]
@@ -149,7 +154,7 @@ heartbeat_s = 1
 reply_timeout_s = 1
 reconnect_max_s = 2.0
 reissue_rate = 50.0
-[store]
+{signing}[store]
 path = "{OUTBOX_NAME}"
 commit_interval_s = 0.2
 """
@@ -245,8 +250,9 @@ class Summary:
         if self.interrupted:
             out.append("interrupted")
         if self.missing:
-            out.append(f"{len(self.missing)} report(s) missing at the platform (first "
-                       f"{self.missing[0].isoformat()})")
+            out.append(
+                f"{len(self.missing)} report(s) missing at the platform (first {self.missing[0].isoformat()})"
+            )
         if self.violations:
             out.append(f"{sum(self.violations.values())} violation(s) at the platform")
         if self.outbox_pending:
@@ -264,9 +270,11 @@ class Summary:
         ratio = self.seconds_with_data / self.span_seconds if self.span_seconds else 0.0
         viol = ", ".join(f"{k}={v}" for k, v in sorted(self.violations.items())) or "none"
         if self.fault_point is not None:
-            alarm = (f"level {self.max_level} at {self.fault_point:%H:%M:%S}Z "
-                     f"({', '.join(self.fault_flags) or 'no flag'}); window "
-                     + ("complete" if not self.alarm_gaps else "GAPS: " + "; ".join(self.alarm_gaps)))
+            alarm = (
+                f"level {self.max_level} at {self.fault_point:%H:%M:%S}Z "
+                f"({', '.join(self.fault_flags) or 'no flag'}); window "
+                + ("complete" if not self.alarm_gaps else "GAPS: " + "; ".join(self.alarm_gaps))
+            )
         else:
             alarm = f"none of level >= 3 (highest level {self.max_level})"
         out = [
@@ -287,8 +295,11 @@ class Summary:
         ]
         out += [f"note: {n}" for n in self.notes]
         reasons = self.reasons
-        out.append("RESULT: OK (every report at the platform, no violation, outbox empty)" if not reasons
-                   else "RESULT: FAIL: " + "; ".join(reasons))
+        out.append(
+            "RESULT: OK (every report at the platform, no violation, outbox empty)"
+            if not reasons
+            else "RESULT: FAIL: " + "; ".join(reasons)
+        )
         return out
 
 
@@ -303,6 +314,7 @@ class Demo:
         self.view = StatusView(self.out, live, interval)
         self.state = LiveState()
         self.server: PlatformServer | None = None
+        self._verifier: Verifier | None = None
         self.port = 0
         self.outage_text = "not reached" if options.outage > 0 else "none scheduled"
         self.interrupted = False
@@ -325,11 +337,26 @@ class Demo:
         st = self.state
         return lambda: datetime.fromtimestamp(max(st.sim_now, st.sim_start), UTC)
 
-    async def _start_platform(self) -> None:
-        from sim.platform.server import PlatformServer, ServerConfig
+    def _make_signing_key(self) -> Verifier:
+        """A fresh SM2 key pair: the private key for the agent's config, the verifier for the platform."""
+        from agent.protocol import crypto
 
-        cfg = ServerConfig(host="127.0.0.1", port=self.port, db_path=str(self.db_path),
-                           heartbeat_interval=1.0, reply_realtime=not self.options.silent_platform)
+        private, public = crypto.generate_keypair(SignatureType.SM2)
+        (self.workdir / SIGN_KEY_NAME).write_bytes(crypto.private_key_to_pem(private))
+        return crypto.verifier_for(SignatureType.SM2, public)
+
+    async def _start_platform(self) -> None:
+        from sim.platform.server import PlatformServer, ServerConfig, VinKeys
+
+        keys = {VIN: VinKeys(verifier=self._verifier)} if self._verifier is not None else {}
+        cfg = ServerConfig(
+            host="127.0.0.1",
+            port=self.port,
+            db_path=str(self.db_path),
+            keys=keys,
+            heartbeat_interval=1.0,
+            reply_realtime=not self.options.silent_platform,
+        )
         server = PlatformServer(cfg, wallclock=self._clock())
         await server.start()
         self.server, self.port = server, server.port
@@ -381,6 +408,8 @@ class Demo:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
                 loop.add_signal_handler(sig, interrupt)
 
+        if o.edition == 2025:
+            self._verifier = self._make_signing_key()
         await self._start_platform()
         cfg_path = self.workdir / "agent.toml"
         cfg_path.write_text(config_text(o, self.port), encoding="utf-8")
@@ -388,11 +417,22 @@ class Demo:
         start = datetime.now(UTC).replace(microsecond=0)
         self.state.sim_start = self.state.sim_now = start.timestamp()
         fault_at = o.scenario_at * o.seconds if o.scenario else None
-        source = simulate(profile=o.cycle, seed=o.seed, seconds=o.seconds, scenario=o.scenario,
-                          start_utc=start, fault_start_s=fault_at)
+        source = simulate(
+            profile=o.cycle,
+            seed=o.seed,
+            seconds=o.seconds,
+            scenario=o.scenario,
+            start_utc=start,
+            fault_start_s=fault_at,
+        )
         messages = _Messages(source, self.state, None if o.realtime else o.speed)
-        service = AgentService(settings, messages=messages, accelerated=not o.realtime,
-                               virtual_channel=f"tbox-demo-sim-{self.port}", on_emit=self.state.on_emit)
+        service = AgentService(
+            settings,
+            messages=messages,
+            accelerated=not o.realtime,
+            virtual_channel=f"tbox-demo-sim-{self.port}",
+            on_emit=self.state.on_emit,
+        )
         self._intro(o)
         task = asyncio.create_task(service.run(None, stop))
         try:
@@ -409,21 +449,35 @@ class Demo:
 
     def _intro(self, o: DemoOptions) -> None:
         mode = "real time" if o.realtime else f"accelerated x{o.speed:g}"
-        print(f"tbox demo: {o.cycle} drive, {o.seconds:g} s simulated ({mode}), GB/T 32960-{o.edition}, "
-              f"VIN {VIN}", file=self.out)
-        print(f"  platform 127.0.0.1:{self.port} (strict), work dir {self.workdir}"
-              + ("" if self.options.workdir else " (temporary)"), file=self.out)
+        print(
+            f"tbox demo: {o.cycle} drive, {o.seconds:g} s simulated ({mode}), GB/T 32960-{o.edition}, "
+            f"VIN {VIN}",
+            file=self.out,
+        )
+        print(
+            f"  platform 127.0.0.1:{self.port} (strict), work dir {self.workdir}"
+            + ("" if self.options.workdir else " (temporary)"),
+            file=self.out,
+        )
         if o.scenario:
             print(f"  fault scenario {o.scenario} from t+{o.scenario_at * o.seconds:.0f} s", file=self.out)
         if o.outage > 0:
             end = min(o.outage_at + o.outage, 1.0)
-            print(f"  platform outage t+{o.outage_at * o.seconds:.0f} s .. t+{end * o.seconds:.0f} s"
-                  + (" (to the end)" if o.outage_at + o.outage >= 1.0 else ""), file=self.out)
-        print("  platform replies: " + ("none to correct reports (Annex B)" if o.silent_platform
-                                        else "acknowledges every report"), file=self.out)
+            print(
+                f"  platform outage t+{o.outage_at * o.seconds:.0f} s .. t+{end * o.seconds:.0f} s"
+                + (" (to the end)" if o.outage_at + o.outage >= 1.0 else ""),
+                file=self.out,
+            )
+        print(
+            "  platform replies: "
+            + ("none to correct reports (Annex B)" if o.silent_platform else "acknowledges every report"),
+            file=self.out,
+        )
         if o.edition == 2025:
-            print("  note: 2025 signatures are not configurable in the agent yet: frames go unsigned",
-                  file=self.out)
+            print(
+                "  2025 reports signed with SM2 (SM3, default user id); the platform verifies every one",
+                file=self.out,
+            )
         self.out.flush()
 
     async def _direct(self, service: AgentService, stop: asyncio.Event, task: asyncio.Task[Any]) -> None:
@@ -455,8 +509,10 @@ class Demo:
                     self.view.event(f"t+{t:.0f} s: platform restart FAILED: {exc}")
                     continue
                 lasted = time.monotonic() - outage_wall
-                self.outage_text = (f"t+{down_at:.0f} s .. t+{t:.0f} s simulated ({lasted:.1f} s wall), "
-                                    f"platform restarted on port {self.port}")
+                self.outage_text = (
+                    f"t+{down_at:.0f} s .. t+{t:.0f} s simulated ({lasted:.1f} s wall), "
+                    f"platform restarted on port {self.port}"
+                )
                 self.view.event(f"t+{t:.0f} s: platform UP again on port {self.port}")
             if down_at is not None and up_at is None and outage_wall and self.server is None:
                 self.outage_text = f"from t+{down_at:.0f} s to the end: the platform never came back"
@@ -471,8 +527,11 @@ class Demo:
                     self.view.event(f"drive over ({st.reports} reports); draining the outbox ({pending})")
                 waited = time.monotonic() - drain_since
                 settle = 1.5 if o.realtime else 0.5  # the pipeline's last ticks come after the last message
-                if (pending == 0 and waited >= settle) or (pending <= 3 and waited > 3.0) \
-                        or waited > o.drain_timeout:
+                if (
+                    (pending == 0 and waited >= settle)
+                    or (pending <= 3 and waited > 3.0)
+                    or waited > o.drain_timeout
+                ):
                     break  # what is left is realtime awaiting its proof: the acknowledged logout gives it
             await asyncio.sleep(0.1)
         self.view.update(self._status(service), force=True)
@@ -485,10 +544,14 @@ class Demo:
         platform = "up" if self.server is not None else "DOWN"
         speed = f"{st.speed_kmh:5.1f} km/h" if st.speed_kmh is not None else "  -  km/h"
         soc = f"{st.soc:3d} %" if st.soc is not None else " - %"
-        alarm = (f"level {st.alarm_level} {','.join(st.alarm_flags)}" if st.alarm_level or st.alarm_flags
-                 else "none")
-        sent = (f"sent {up.realtime_sent} rt + {up.reissue_sent} reissue, delivered {up.delivered}"
-                if up else "")
+        alarm = (
+            f"level {st.alarm_level} {','.join(st.alarm_flags)}"
+            if st.alarm_level or st.alarm_flags
+            else "none"
+        )
+        sent = (
+            f"sent {up.realtime_sent} rt + {up.reissue_sent} reissue, delivered {up.delivered}" if up else ""
+        )
         return [
             f"t+{st.sim_elapsed:5.0f}/{self.options.seconds:.0f} s  platform {platform:4}  link {link:10} "
             f"logins {up.logins if up else 0}",
@@ -535,14 +598,25 @@ class Demo:
             notes.append("the outage produced no reissue")
         gaps = [g["reason"] for g in report.get("alarm_window_gaps", [])]
         return Summary(
-            frames=dict(v.get("frames", {})), realtime=int(v.get("realtime", 0)),
-            reissue=int(v.get("reissue", 0)), seconds_with_data=int(cov.get("seconds_with_data", 0)),
-            span_seconds=int(cov.get("span_seconds", 0)), emitted=len(st.emitted),
-            missing=sorted(st.emitted - got), violations=dict(v.get("violations", {})), alarm_gaps=gaps,
-            outbox_pending=pending, outage=self.outage_text, reissue_in_order=reissue == sorted(reissue),
+            frames=dict(v.get("frames", {})),
+            realtime=int(v.get("realtime", 0)),
+            reissue=int(v.get("reissue", 0)),
+            seconds_with_data=int(cov.get("seconds_with_data", 0)),
+            span_seconds=int(cov.get("span_seconds", 0)),
+            emitted=len(st.emitted),
+            missing=sorted(st.emitted - got),
+            violations=dict(v.get("violations", {})),
+            alarm_gaps=gaps,
+            outbox_pending=pending,
+            outage=self.outage_text,
+            reissue_in_order=reissue == sorted(reissue),
             resent=sum(1 for t in reissue if t in realtime),
-            max_level=st.max_level, fault_point=st.fault_point, fault_flags=st.fault_flags, wall_s=wall_s,
-            interrupted=self.interrupted, notes=notes,
+            max_level=st.max_level,
+            fault_point=st.fault_point,
+            fault_flags=st.fault_flags,
+            wall_s=wall_s,
+            interrupted=self.interrupted,
+            notes=notes,
         )
 
 
@@ -557,5 +631,13 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> Summary:
     return summary
 
 
-__all__ = ["Demo", "DemoOptions", "LiveState", "StatusView", "Summary", "config_text", "flag_names",
-           "run_demo"]
+__all__ = [
+    "Demo",
+    "DemoOptions",
+    "LiveState",
+    "StatusView",
+    "Summary",
+    "config_text",
+    "flag_names",
+    "run_demo",
+]
