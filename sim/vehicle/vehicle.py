@@ -512,6 +512,12 @@ class Vehicle:
             self.dcdc_tripped = True
         return self.dcdc_tripped
 
+    def _gear(self, ready: bool) -> Gear:
+        """D while ready; a car that lost propulsion while moving coasts in N until it stops, then P."""
+        if ready:
+            return Gear.DRIVE
+        return Gear.NEUTRAL if self.v > 0.3 else Gear.PARK
+
     def _snapshot(self, *, key_on: bool, ready: bool, contactors: bool, accel: float, brake: float,
                   motors: tuple[MotorState, ...], pack_i: float, dcdc_on: bool, chg_v: float,
                   chg_i: float, chg_pmax: float, limits: tuple[float, float], grade: float,
@@ -526,7 +532,7 @@ class Vehicle:
         en = self._e
         soc = min(100.0, max(0.0, self.soc_bms + f.soc_offset_pct))
         return VehicleState(
-            t=self.t, key_on=key_on, ready=ready, gear=Gear.DRIVE if ready else Gear.PARK,
+            t=self.t, key_on=key_on, ready=ready, gear=self._gear(ready),
             speed_kmh=self.v * 3.6, odometer_km=self.config.initial_odometer_km + self.distance_m / 1000.0,
             accel_pedal_pct=accel, brake_pedal_pct=brake, brake_fault=f.brake_fault,
             dcdc_active=dcdc_on, dcdc_temp_c=self.dcdc_temp, dcdc_fault=f.dcdc_failed, lv_voltage_v=lv_v,
