@@ -47,7 +47,6 @@ from agent.protocol import wire
 from agent.protocol.jsonform import frame_to_json
 from agent.protocol.model import Command, Empty, Encryption, Frame, Parameter, ResponseFlag, TimeOnly
 from agent.protocol.session import (
-    PLATFORM_ADDRESS_PARAMETERS,
     CloseRequested,
     ControlRequested,
     Event,
@@ -62,6 +61,7 @@ from agent.protocol.session import (
     TerminalSession,
 )
 from agent.store import Outbox, OutboxRecord
+from agent.uplink.common import UplinkBase
 from agent.uplink.tcp import AgentHandler, TlsConfig, stored_report
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def tls_context(tls: TlsConfig) -> ssl.SSLContext:
 # =========================================================================== the uplink
 
 
-class MqttUplink:
+class MqttUplink(UplinkBase):
     """Runs one terminal's link through an MQTT broker until ``stop`` is set (same interface as
     ``TcpUplink``: ``submit``, ``backlog``, ``run``, ``stats``; callbacks ``on_parameters``,
     ``on_control``, ``on_event``)."""
@@ -195,14 +195,16 @@ class MqttUplink:
         on_control: Callable[[ControlRequested], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
-        self.session = session
-        self.store = store
+        super().__init__(
+            session,
+            store,
+            handler=handler,
+            clock=clock,
+            on_parameters=on_parameters,
+            on_control=on_control,
+            on_event=on_event,
+        )
         self.config = config
-        self.handler = handler
-        self.clock = clock
-        self.on_parameters = on_parameters
-        self.on_control = on_control
-        self.on_event = on_event
         self.stats = MqttStats()
         vin = session.vin
         self.client_id = config.client_id or f"tbox-{vin}"
@@ -225,32 +227,11 @@ class MqttUplink:
 
     # ------------------------------------------------------------------ records in
 
-    def submit(
-        self,
-        edition: int,
-        command: int,
-        vin: str,
-        data: bytes,
-        collected_at: datetime,
-        encryption: int = Encryption.NONE,
-    ) -> int | None:
-        """Store a record, then publish it as realtime at once when online (else it waits as backlog and
-        goes out as reissue). Returns the record id (None: dropped, store unwritable)."""
-        rid = self.store.add(edition, command, vin, data, collected_at, encryption)
-        if rid is None:
-            return None
-        if command == Command.REALTIME and self._connected and self.session.logged_in:
-            rec = self.store.get(rid)
-            if rec is not None:
-                self._send(rec, Command.REALTIME)
-        else:
-            self._news.set()
-        return rid
+    def _can_send_realtime(self) -> bool:
+        return self._connected and self.session.logged_in
 
-    @property
-    def backlog(self) -> int:
-        """Records not delivered yet (including those in flight)."""
-        return self.store.pending()
+    def _wake_drain(self) -> None:
+        self._news.set()
 
     def reconnect(self, pause_s: float = 0.0) -> None:
         """Drop the link (0x82 reset/disconnect): paho reconnects at once, or after ``pause_s``."""
@@ -615,17 +596,6 @@ class MqttUplink:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-    def _parameters_changed(self, items: tuple[Parameter, ...]) -> None:
-        kept = tuple(p for p in items if int(p.id) not in PLATFORM_ADDRESS_PARAMETERS)
-        if self.handler is not None:
-            self.handler.values.update({int(p.id): p.value for p in kept})
-        try:
-            self.store.save_parameters([(int(p.id), p.value) for p in kept])
-        except StoreError as exc:
-            log.error("parameters applied but not persisted: %s", exc)
-        if self.on_parameters is not None:
-            self.on_parameters(kept)
 
 
 __all__ = ["KINDS", "MqttConfig", "MqttStats", "MqttUplink", "tls_context", "upstream_kind"]

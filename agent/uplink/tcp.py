@@ -66,6 +66,7 @@ from agent.protocol.session import (
     UploadUnconfirmed,
 )
 from agent.store import Outbox, OutboxRecord
+from agent.uplink.common import UplinkBase
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def _pid(i: int) -> ParameterId | int:
 # =========================================================================== the uplink
 
 
-class TcpUplink:
+class TcpUplink(UplinkBase):
     """Runs one terminal's platform link over TCP/TLS until ``stop`` is set; see the module docstring.
 
     ``on_parameters(items)`` is called after an acknowledged 0x81 set was persisted (the service applies
@@ -264,14 +265,16 @@ class TcpUplink:
         on_control: Callable[[ControlRequested], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
-        self.session = session
-        self.store = store
+        super().__init__(
+            session,
+            store,
+            handler=handler,
+            clock=clock,
+            on_parameters=on_parameters,
+            on_control=on_control,
+            on_event=on_event,
+        )
         self.config = config
-        self.handler = handler
-        self.clock = clock
-        self.on_parameters = on_parameters
-        self.on_control = on_control
-        self.on_event = on_event
         self.stats = UplinkStats()
         self._writer: asyncio.StreamWriter | None = None
         self._inflight: dict[tuple[int, str, datetime], int] = {}  # session upload key -> record id
@@ -288,32 +291,12 @@ class TcpUplink:
 
     # ------------------------------------------------------------------ records in
 
-    def submit(
-        self,
-        edition: int,
-        command: int,
-        vin: str,
-        data: bytes,
-        collected_at: datetime,
-        encryption: int = Encryption.NONE,
-    ) -> int | None:
-        """Store a new record, then send it as realtime at once when logged in (else it waits as
-        backlog and goes out as reissue). Returns the record id (None: dropped, store unwritable)."""
-        rid = self.store.add(edition, command, vin, data, collected_at, encryption)
-        if rid is None:
-            return None
-        if command == Command.REALTIME and self.session.logged_in and self._writer is not None:
-            rec = self.store.get(rid)
-            if rec is not None:
-                self._send(rec, Command.REALTIME)
-        elif self._wake is not None:
-            self._wake.set()
-        return rid
+    def _can_send_realtime(self) -> bool:
+        return self.session.logged_in and self._writer is not None
 
-    @property
-    def backlog(self) -> int:
-        """Records not delivered yet (including those in flight)."""
-        return self.store.pending()
+    def _wake_drain(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     def reconnect(self, pause_s: float = 0.0) -> None:
         """Close the current link (after what is queued is written) and reconnect after ``pause_s``."""
@@ -706,19 +689,6 @@ class TcpUplink:
             with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
                 await asyncio.wait_for(writer.wait_closed(), 2.0)
         return ok
-
-    def _parameters_changed(self, items: tuple[Parameter, ...]) -> None:
-        from agent.protocol.session import PLATFORM_ADDRESS_PARAMETERS
-
-        kept = tuple(p for p in items if int(p.id) not in PLATFORM_ADDRESS_PARAMETERS)
-        if self.handler is not None:
-            self.handler.values.update({int(p.id): p.value for p in kept})
-        try:
-            self.store.save_parameters([(int(p.id), p.value) for p in kept])
-        except StoreError as exc:
-            log.error("parameters applied but not persisted: %s", exc)
-        if self.on_parameters is not None:
-            self.on_parameters(kept)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
