@@ -5,9 +5,8 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MPY_DIR := .cache/micropython
 MPY_PKG := $(MPY_DIR)/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
-SUDO    := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo "sudo")
 
-.PHONY: venv test bench lint demo tools clean
+.PHONY: venv test bench lint demo tools mosquitto clean
 
 venv: $(STAMP)
 
