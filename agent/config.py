@@ -99,7 +99,8 @@ class ReportSettings:
 
 @dataclass(frozen=True)
 class UplinkSettings:
-    """``[uplink]``: the platform link (``agent.uplink.tcp``; docs/uplink.md)."""
+    """``[uplink]``: the platform link (``agent.uplink.tcp``, docs/uplink.md; ``transport = "mqtt"``:
+    ``agent.uplink.mqtt``, docs/mqtt.md)."""
 
     transport: str = "tcp"
     host: str | None = None
@@ -124,6 +125,17 @@ class UplinkSettings:
     #: 2025 signatures: sm2 | rsa | ecc with the private key in ``sign_key_file`` (PEM/DER)
     sign_type: str | None = None
     sign_key_file: Path | None = None
+    #: MQTT only (``transport = "mqtt"``): protocol 4 (3.1.1) or 5; client id (None: ``tbox-{vin}``);
+    #: credentials (the password is read from ``password_file``, never written in the config)
+    mqtt_protocol: int = 4
+    client_id: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    topic_prefix: str = "gbt32960"
+    json_mirror: bool = False
+    #: True: a platform behind the broker answers login/heartbeat/reports on dnstream; False: PUBACK does
+    platform_replies: bool = False
+    keepalive_s: int = 30
 
 
 @dataclass(frozen=True)
@@ -439,11 +451,15 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
     transport = t.text("transport", "tcp")
     if transport not in ("tcp", "mqtt"):
         raise t.error("transport", f"tcp or mqtt, not {transport!r}")
+    tls = t.flag("tls", False)
+    port = t.integer("port", None, 1, 65535)
+    if port is None and transport == "mqtt":
+        port = 8883 if tls else 1883
     settings = UplinkSettings(
         transport=transport,
         host=t.text("host"),
-        port=t.integer("port", None, 1, 65535),
-        tls=t.flag("tls", False),
+        port=port,
+        tls=tls,
         ca_file=_path(base, t.text("ca_file")),
         cert_file=_path(base, t.text("cert_file")),
         key_file=_path(base, t.text("key_file")),
@@ -458,7 +474,24 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
         data_key_file=_path(base, t.text("data_key_file")),
         sign_type=t.text("sign_type"),
         sign_key_file=_path(base, t.text("sign_key_file")),
+        mqtt_protocol=t.integer("mqtt_protocol", 4),
+        client_id=t.text("client_id"),
+        username=t.text("username"),
+        password_file=_path(base, t.text("password_file")),
+        topic_prefix=t.text("topic_prefix", "gbt32960"),
+        json_mirror=t.flag("json_mirror", False),
+        platform_replies=t.flag("platform_replies", False),
+        keepalive_s=t.integer("keepalive_s", 30, 5, 65535),
     )
+    if settings.mqtt_protocol not in (4, 5):
+        raise t.error("mqtt_protocol", f"4 (MQTT 3.1.1) or 5 (MQTT 5), not {settings.mqtt_protocol}")
+    if settings.client_id is not None and not 1 <= len(settings.client_id.encode("utf-8")) <= 65535:
+        raise t.error("client_id", "expected 1 to 65535 bytes")
+    prefix = settings.topic_prefix
+    if not prefix or prefix.startswith("/") or prefix.endswith("/") or any(c in prefix for c in "+#\0"):
+        raise t.error("topic_prefix", f"a topic without wildcards or leading/trailing '/', not {prefix!r}")
+    if settings.password_file is not None and settings.username is None:
+        raise t.error("password_file", "a password_file needs a username")
     if settings.encryption not in ("none", "aes", "sm4"):
         raise t.error("encryption", f"none, aes or sm4, not {settings.encryption!r}")
     if settings.encryption != "none" and settings.data_key_file is None:

@@ -1,11 +1,11 @@
-"""The live agent: CAN → pipeline → outbox → TCP uplink, wired in asyncio (``tbox agent run``).
+"""The live agent: CAN → pipeline → outbox → TCP or MQTT uplink, wired in asyncio (``tbox agent run``).
 
 ::
 
     CanSource (reader thread) ─► pipeline.cache ─► ticker: pipeline.tick(now) ─► Emitted
         └ or: simulator messages (injected by the CLI) paced onto a python-can virtual bus,
               or fed straight into the pipeline in simulated time (``accelerated``, tests)
-    Emitted ─► TcpUplink.submit (outbox first, then realtime if logged in) ─► platform
+    Emitted ─► TcpUplink / MqttUplink .submit (outbox first, then realtime if logged in) ─► platform / broker
     ticker: outbox.maybe_flush() (batched commits), outbox.expire() once a minute
 
 Parameters set by the platform are persisted by the uplink and applied here: report periods (0x02/0x03)
@@ -49,6 +49,7 @@ from agent.protocol.model import (
 )
 from agent.protocol.session import ClientTiming, ControlRequested, TerminalConfig, TerminalSession
 from agent.store import DAY, Outbox, retention_for
+from agent.uplink.mqtt import MqttConfig, MqttUplink
 from agent.uplink.tcp import AgentHandler, OutboxCodec, ParamValue, TcpUplink, TlsConfig, UplinkConfig
 
 log = logging.getLogger(__name__)
@@ -104,14 +105,19 @@ class AgentService:
         self._base_timing = self.session.timing
         self._defaults = self._initial_parameters({})
         self._stop: asyncio.Event | None = None
-        self.uplink: TcpUplink | None = None
+        self.uplink: TcpUplink | MqttUplink | None = None
         up = settings.uplink
-        if up.transport == "tcp" and up.host and up.port:
+        if up.host and up.port and up.transport == "mqtt":
+            try:
+                mqtt_config = self._mqtt_config()
+            except ConfigError:
+                self.store.close()
+                raise
+            self.uplink = MqttUplink(self.session, self.store, mqtt_config, handler=self.handler,
+                                     on_parameters=self.apply_parameters, on_control=self.control)
+        elif up.host and up.port:
             self.uplink = TcpUplink(self.session, self.store, self._uplink_config(), handler=self.handler,
                                     on_parameters=self.apply_parameters, on_control=self.control)
-        elif up.transport != "tcp":
-            raise ConfigError(f"uplink transport {up.transport!r} is not available yet",
-                              key="uplink.transport")
         else:
             log.warning("no [uplink] host/port: reports are stored only")
         self._apply_periods(stored)
@@ -186,12 +192,34 @@ class AgentService:
                               key="uplink") from None
         return cipher, signer
 
+    def _tls_config(self) -> TlsConfig | None:
+        up = self.settings.uplink
+        if not up.tls:
+            return None
+        return TlsConfig(ca_file=up.ca_file, cert_file=up.cert_file, key_file=up.key_file,
+                         pin_sha256=up.pin_sha256, server_hostname=up.server_hostname)
+
+    def _mqtt_config(self) -> MqttConfig:
+        """``[uplink] transport = "mqtt"``: the broker's address is the file's (a platform address change
+        is refused over MQTT); the password is read from ``password_file`` and never logged."""
+        up = self.settings.uplink
+        assert up.host is not None and up.port is not None
+        password: str | None = None
+        if up.password_file is not None:
+            try:
+                password = up.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"cannot read the MQTT password file: {type(exc).__name__}",
+                                  file=str(self.settings.file), key="uplink.password_file") from None
+        return MqttConfig(up.host, up.port, tls=self._tls_config(), protocol=up.mqtt_protocol,
+                          client_id=up.client_id, username=up.username, password=password,
+                          keepalive_s=up.keepalive_s, topic_prefix=up.topic_prefix,
+                          json_mirror=up.json_mirror, platform_replies=up.platform_replies,
+                          reissue_rate=up.reissue_rate, reconnect_max_s=up.reconnect_max_s)
+
     def _uplink_config(self) -> UplinkConfig:
         up = self.settings.uplink
-        tls = None
-        if up.tls:
-            tls = TlsConfig(ca_file=up.ca_file, cert_file=up.cert_file, key_file=up.key_file,
-                            pin_sha256=up.pin_sha256, server_hostname=up.server_hostname)
+        tls = self._tls_config()
         assert up.host is not None and up.port is not None
         # an address the platform set (0x05/0x06, persisted after a successful move) wins over the file
         host, port = self.handler.values.get(ParameterId.PLATFORM_DOMAIN), self.handler.values.get(

@@ -124,6 +124,7 @@ class MqttStats:
 
     link: str = "down"
     connects: int = 0
+    logins: int = 0  # LoginSucceeded (PUBACK of vlogin, or the platform's reply): as ``UplinkStats.logins``
     disconnects: int = 0
     connect_failures: int = 0
     published: int = 0
@@ -559,6 +560,7 @@ class MqttUplink(UplinkBase):
             if self.on_event is not None:
                 self.on_event(ev)
             if isinstance(ev, LoginSucceeded):
+                self.stats.logins += 1
                 self.stats.link = "online"
                 self._online.set()
                 early, self._early = list(self._early), deque(maxlen=256)
