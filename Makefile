@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[mqtt,sim,test,lint]'
+	$(BIN)/python -m pip install --quiet -e '.[mqtt,sim,test,lint,fleet]'
 	@touch $(STAMP)
 
 # Mosquitto for the MQTT uplink tests (a private broker per test on 127.0.0.1; Debian: /usr/sbin/mosquitto).
