@@ -1,0 +1,433 @@
+"""One simulated vehicle's GB/T 32960 link over a blocking socket, for load generators (Locust).
+
+A ``VehicleLink`` drives the real sans-I/O ``TerminalSession`` over one TCP (or TLS) socket: a reader
+thread feeds received bytes and the session's timers (heartbeats, reply timeouts) and writes whatever
+the session wants to send, so heartbeats and downlink answers go on while the caller is idle. Each
+login, realtime acknowledgement, heartbeat reply and logout becomes an ``Outcome`` with its latency
+(write to reply) handed to a recorder callback; errors and timeouts are outcomes with ``error`` set.
+
+Only the standard library's blocking sockets, threads and locks are used: under Locust, gevent's
+monkey-patching turns them into cooperative greenlets (one OS thread, thousands of links); in plain
+Python (the tests) they are real threads. This module never imports Locust or gevent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from urllib.parse import urlsplit
+
+from agent.errors import ConfigError
+from agent.protocol import wire
+from agent.protocol.model import Command, Frame, RealtimeReport, ResponseFlag
+from agent.protocol.session import (
+    BEIJING,
+    MAX_SERIAL,
+    CloseRequested,
+    DefaultCodec,
+    Event,
+    HeartbeatMissed,
+    LoggedOut,
+    LoginFailed,
+    LoginSucceeded,
+    MemorySerialStore,
+    ProtocolViolation,
+    ReconnectRequested,
+    SessionStateError,
+    TerminalConfig,
+    TerminalHandler,
+    TerminalSession,
+    UploadAbandoned,
+    UploadDelivered,
+    UploadRejected,
+    UploadUnconfirmed,
+)
+
+log = logging.getLogger(__name__)
+
+#: longest the reader sleeps between two looks at the session's timers
+MAX_POLL_S = 1.0
+_READ_SIZE = 65536
+_SCHEMES = {"tcp": False, "tls": True}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the platform listens: ``tcp://host:port`` or ``tls://host:port``."""
+
+    host: str
+    port: int
+    tls: bool = False
+
+
+def parse_target(url: str) -> Target:
+    """Parse ``tcp://HOST:PORT``, ``tls://HOST:PORT`` or ``HOST:PORT`` (IPv6 in brackets)."""
+    text = url.strip()
+    if "://" not in text:
+        text = "tcp://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in _SCHEMES:
+        raise ConfigError(f"target {url!r}: scheme must be tcp:// or tls://", key="host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"target {url!r}: bad port", key="host") from None
+    if not parts.hostname or port is None or port == 0 or parts.path not in ("", "/"):
+        raise ConfigError(f"target {url!r}: want tcp://HOST:PORT or tls://HOST:PORT", key="host")
+    return Target(parts.hostname, port, _SCHEMES[parts.scheme])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One measured exchange: ``name`` login | realtime | heartbeat | logout | protocol."""
+
+    name: str
+    latency: float  # seconds from the write to the reply (or to the failure)
+    size: int  # bytes written for it
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+Recorder = Callable[[Outcome], None]
+
+
+class ClockSeededSerialStore(MemorySerialStore):
+    """Login serials without persistence that still increase across restarts within a Beijing day.
+
+    The first login of a day starts after a base proportional to the time of day (0..65530), so a load
+    generator restarted later the same day continues above the serials it used before (as long as one
+    VIN logged in fewer than ~0.76 times per second of downtime). The strict platform flags a login
+    serial that does not increase.
+    """
+
+    def __init__(self, wallclock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        super().__init__()
+        self.wallclock = wallclock
+
+    def load(self) -> tuple[date, int] | None:
+        if self.value is None:
+            beijing = self.wallclock().astimezone(BEIJING)
+            seconds = beijing.hour * 3600 + beijing.minute * 60 + beijing.second
+            return beijing.date(), seconds * (MAX_SERIAL - 1) // 86400
+        return self.value
+
+
+class _WatchingCodec(DefaultCodec):
+    """``DefaultCodec`` that notes the command and flag of every frame encoded or decoded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[int, int]] = []
+        self.received: list[tuple[int, int]] = []
+
+    def encode(self, frame: Frame) -> bytes:
+        self.sent.append((int(frame.command), int(frame.response)))
+        return super().encode(frame)
+
+    def decode(self, raw: wire.RawFrame) -> Frame:
+        frame = super().decode(raw)
+        self.received.append((int(frame.command), int(frame.response)))
+        return frame
+
+
+@dataclass
+class _Pending:
+    """A write waiting for its reply."""
+
+    sent_at: float
+    size: int
+    done: threading.Event
+    outcome: Outcome | None = None
+
+
+class VehicleLink:
+    """One vehicle's link: connect + login, realtime reports with acknowledgement, logout.
+
+    ``require_ack``: a realtime report counts as delivered only on the platform's success reply (run
+    the reference platform with ``--reply-realtime``); otherwise it counts when written, and only an
+    error reply or a lost link is a failure (Annex B: success is silent).
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        config: TerminalConfig,
+        record: Recorder,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        serial_store: MemorySerialStore | None = None,
+        handler: TerminalHandler | None = None,
+        require_ack: bool = True,
+        connect_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if target.tls and ssl_context is None:
+            raise ConfigError("a tls:// target needs an SSL context", key="host")
+        self.target = target
+        self.record = record
+        self.ssl_context = ssl_context if target.tls else None
+        self.server_hostname = server_hostname or target.host
+        self.require_ack = require_ack
+        self.connect_timeout = connect_timeout
+        self.reply_timeout = config.timing.reply_timeout
+        self.clock = clock
+        self._codec = _WatchingCodec()
+        self.session = TerminalSession(config, wallclock=wallclock, serial_store=serial_store,
+                                       handler=handler, codec=self._codec)
+        self._lock = threading.RLock()
+        self._sock: socket.socket | None = None
+        self._reader: threading.Thread | None = None
+        self._closing = False
+        self.down_reason: str | None = None
+        self._login: _Pending | None = None
+        self._logout: _Pending | None = None
+        self._heartbeat: _Pending | None = None
+        self._uploads: dict[datetime, _Pending] = {}
+
+    # ---- state
+
+    @property
+    def vin(self) -> str:
+        return self.session.vin
+
+    @property
+    def logged_in(self) -> bool:
+        """True while the link is up and the platform accepted the login."""
+        return self.down_reason is None and self._sock is not None and self.session.logged_in
+
+    # ---- commands
+
+    def connect(self) -> bool:
+        """Open the link and log in; True once the platform accepted (the login outcome is recorded)."""
+        if self._sock is not None:
+            raise SessionStateError("connect called twice on one VehicleLink")
+        start = self.clock()
+        try:
+            sock = socket.create_connection((self.target.host, self.target.port), self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
+        except (OSError, ssl.SSLError) as exc:
+            self.down_reason = f"connect to {self.target.host}:{self.target.port} failed: {exc}"
+            self.record(Outcome("login", self.clock() - start, 0, self.down_reason))
+            return False
+        self._sock = sock
+        pending = _Pending(self.clock(), 0, threading.Event())
+        with self._lock:
+            self._login = pending
+            events = self.session.connection_made(pending.sent_at)
+            pending.size = self._flush_locked()
+            self._handle_locked(events, pending.sent_at)
+        self._reader = threading.Thread(target=self._read_loop, name=f"gbt32960-{self.vin}", daemon=True)
+        self._reader.start()
+        if not pending.done.wait(self.session.timing.login_timeout + 1.0):
+            with self._lock:
+                self._finish_locked(pending, "login", "no login reply (reader stopped)")
+        return pending.outcome is not None and pending.outcome.ok
+
+    def send_realtime(self, report: RealtimeReport) -> Outcome:
+        """Send one realtime report and wait for its fate (ack, error reply, timeout, lost link)."""
+        with self._lock:
+            now = self.clock()
+            if not self.logged_in:
+                outcome = Outcome("realtime", 0.0, 0, f"not logged in ({self.down_reason or 'link down'})")
+                self.record(outcome)
+                return outcome
+            pending = _Pending(now, 0, threading.Event())
+            self._uploads[report.time] = pending
+            try:
+                events = self.session.send_realtime(report, now)
+            except SessionStateError as exc:
+                self._finish_locked(self._uploads.pop(report.time), "realtime", str(exc))
+                return pending.outcome or Outcome("realtime", 0.0, 0, str(exc))
+            pending.size = self._flush_locked()
+            self._handle_locked(events, now)
+            if not self.require_ack and pending.outcome is None:
+                self._finish_locked(pending, "realtime", None)
+                self._uploads.pop(report.time, None)
+        if pending.done.wait(self.reply_timeout + 2.0) and pending.outcome is not None:
+            return pending.outcome
+        with self._lock:
+            self._uploads.pop(report.time, None)
+            self._finish_locked(pending, "realtime", "no outcome (reader stopped)")
+        assert pending.outcome is not None
+        return pending.outcome
+
+    def close(self, logout: bool = True, timeout: float = 5.0) -> None:
+        """Log out (waiting up to ``timeout`` for the reply, recorded), then close the socket."""
+        pending: _Pending | None = None
+        if logout:
+            with self._lock:
+                if self.logged_in:
+                    now = self.clock()
+                    pending = self._logout = _Pending(now, 0, threading.Event())
+                    events = self.session.logout(now)
+                    pending.size = self._flush_locked()
+                    self._handle_locked(events, now)
+            if pending is not None and not pending.done.wait(timeout):
+                with self._lock:
+                    self._finish_locked(pending, "logout", f"no logout reply within {timeout:g} s")
+        self._shutdown("closed")
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout)
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+
+    # ---- I/O
+
+    def _flush_locked(self) -> int:
+        data = self.session.data_to_send()
+        if not data or self._sock is None or self.down_reason is not None:
+            return 0
+        try:
+            self._sock.sendall(data)
+        except (OSError, ssl.SSLError) as exc:
+            self._link_lost_locked(f"write failed: {exc}")
+            return 0
+        now = self.clock()
+        sent, self._codec.sent = self._codec.sent, []
+        if (int(Command.HEARTBEAT), int(ResponseFlag.COMMAND)) in sent:
+            self._heartbeat = _Pending(now, len(data), threading.Event())
+        return len(data)
+
+    def _recv(self, wait: float) -> bytes | None:
+        """Up to 64 KiB, None when nothing came within ``wait`` s, b"" at end of stream."""
+        sock = self._sock
+        if sock is None:
+            return b""
+        ready = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+        if not ready:
+            readable, _, _ = select.select([sock], [], [], wait)
+            if not readable:
+                return None
+        try:
+            return sock.recv(_READ_SIZE)
+        except (ssl.SSLWantReadError, BlockingIOError, TimeoutError):
+            return None
+
+    def _read_loop(self) -> None:
+        while not self._closing:
+            with self._lock:
+                deadline = self.session.next_deadline()
+            now = self.clock()
+            wait = MAX_POLL_S if deadline is None else min(MAX_POLL_S, max(0.0, deadline - now))
+            try:
+                data = self._recv(wait)
+            except (OSError, ValueError, ssl.SSLError) as exc:  # ValueError: closed under our feet
+                with self._lock:
+                    self._link_lost_locked(f"read failed: {exc}")
+                return
+            with self._lock:
+                if self._closing:
+                    return
+                if data == b"":
+                    self._link_lost_locked("the platform closed the link")
+                    return
+                now = self.clock()
+                events = self.session.receive_data(data, now) if data else []
+                received, self._codec.received = self._codec.received, []
+                events += self.session.tick(now)
+                self._flush_locked()
+                self._note_heartbeat_locked(received, now)
+                self._handle_locked(events, now)
+
+    def _shutdown(self, reason: str) -> None:
+        self._closing = True
+        if self.down_reason is None:
+            self.down_reason = reason
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _link_lost_locked(self, reason: str) -> None:
+        if self.down_reason is not None:
+            return
+        log.info("%s: link lost: %s", self.vin, reason)
+        self.down_reason = reason
+        self._closing = True
+        events = self.session.connection_lost(self.clock())
+        self._handle_locked(events, self.clock())
+        waiting = (("login", self._login), ("logout", self._logout), ("heartbeat", self._heartbeat))
+        for name, pending in waiting:
+            if pending is not None:
+                self._finish_locked(pending, name, f"link lost: {reason}")
+        for pending in list(self._uploads.values()):
+            self._finish_locked(pending, "realtime", f"link lost: {reason}")
+        self._uploads.clear()
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    # ---- outcomes
+
+    def _finish_locked(self, pending: _Pending, name: str, error: str | None) -> None:
+        if pending.outcome is not None:
+            return
+        pending.outcome = Outcome(name, max(0.0, self.clock() - pending.sent_at), pending.size, error)
+        pending.done.set()
+        self.record(pending.outcome)
+
+    def _note_heartbeat_locked(self, received: list[tuple[int, int]], now: float) -> None:
+        pending = self._heartbeat
+        if pending is None:
+            return
+        for command, flag in received:
+            if command == Command.HEARTBEAT and flag != ResponseFlag.COMMAND:
+                error = None if flag == ResponseFlag.SUCCESS else f"heartbeat reply flag 0x{flag:02X}"
+                self._finish_locked(pending, "heartbeat", error)
+                self._heartbeat = None
+                return
+
+    def _handle_locked(self, events: list[Event], now: float) -> None:
+        for ev in events:
+            if isinstance(ev, LoginSucceeded) and self._login is not None:
+                self._finish_locked(self._login, "login", None)
+            elif isinstance(ev, LoginFailed) and self._login is not None:
+                why = "no login reply" if ev.flag is None else f"login refused (flag {int(ev.flag):#04x})"
+                self._finish_locked(self._login, "login", why)
+                self._shutdown(why)
+            elif isinstance(ev, UploadDelivered):
+                self._settle_locked(ev.time, None if ev.acknowledged or not self.require_ack else
+                                    f"no acknowledgement within {self.reply_timeout:g} s")
+            elif isinstance(ev, UploadRejected | UploadAbandoned):
+                self._settle_locked(ev.time, f"error reply (flag {int(ev.flag):#04x})")
+            elif isinstance(ev, UploadUnconfirmed):
+                self._settle_locked(ev.time, "link lost before the acknowledgement")
+            elif isinstance(ev, HeartbeatMissed) and self._heartbeat is not None:
+                self._finish_locked(self._heartbeat, "heartbeat",
+                                    f"no heartbeat reply within {self.reply_timeout:g} s")
+                self._heartbeat = None
+            elif isinstance(ev, LoggedOut) and self._logout is not None:
+                self._finish_locked(self._logout, "logout", None if ev.acknowledged else "no logout reply")
+            elif isinstance(ev, ReconnectRequested):
+                self._link_lost_locked(f"session asked to reconnect ({ev.reason})")
+            elif isinstance(ev, CloseRequested):
+                self._shutdown(f"closed ({ev.reason})")
+            elif isinstance(ev, ProtocolViolation):
+                log.warning("%s: protocol violation from the platform: %s", self.vin, ev.reason)
+                self.record(Outcome("protocol", 0.0, 0, ev.reason))
+
+    def _settle_locked(self, t: datetime, error: str | None) -> None:
+        pending = self._uploads.pop(t, None)
+        if pending is not None:
+            self._finish_locked(pending, "realtime", error)
+
+
+__all__ = ["ClockSeededSerialStore", "Outcome", "Recorder", "Target", "VehicleLink", "parse_target"]

@@ -1,0 +1,155 @@
+"""Options of the Locust GB/T 32960 vehicle user, and the per-process VIN index allocator.
+
+Kept free of Locust imports: ``add_options`` takes any argparse-like parser (Locust's
+``init_command_line_parser`` hands over a configargparse one), ``Settings.from_namespace`` validates the
+parsed values with errors naming the option. See docs/fleet.md, "Distributed runs with Locust".
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from agent.errors import ConfigError
+from agent.protocol.model import Edition
+
+DEFAULT_PREFIX = "LTBOXLCT"
+DEFAULT_VINS_PER_WORKER = 100_000
+
+
+def add_options(parser: Any) -> None:
+    """Register the user's options (each also settable as ``LOCUST_<NAME>`` / in locust.conf)."""
+    group = parser.add_argument_group("GB/T 32960 vehicles (sim/locustfile.py)")
+    group.add_argument("--period", type=float, default=10.0, env_var="LOCUST_PERIOD",
+                       help="seconds between two realtime reports of one vehicle (>= 1, default 10)")
+    group.add_argument("--edition", choices=("2016", "2025"), default="2016", env_var="LOCUST_EDITION",
+                       help="GB/T 32960 edition of every frame (default 2016)")
+    group.add_argument("--vin-prefix", default=DEFAULT_PREFIX, env_var="LOCUST_VIN_PREFIX",
+                       help=f"VIN prefix, upper-case letters and digits (default {DEFAULT_PREFIX})")
+    group.add_argument("--seed", type=int, default=1, env_var="LOCUST_SEED",
+                       help="physics seed; vehicle i uses seed + i (default 1)")
+    group.add_argument("--vin-offset", type=int, default=0, env_var="LOCUST_VIN_OFFSET",
+                       help="first VIN index of this run (default 0); give concurrent masters disjoint ones")
+    group.add_argument("--vins-per-worker", type=int, default=DEFAULT_VINS_PER_WORKER,
+                       env_var="LOCUST_VINS_PER_WORKER",
+                       help="VIN indexes reserved per worker: worker w uses offset + w * this + 0.. "
+                            f"(default {DEFAULT_VINS_PER_WORKER})")
+    group.add_argument("--heartbeat", type=float, default=30.0, env_var="LOCUST_HEARTBEAT",
+                       help="heartbeat after this many idle seconds (param 0x09, default 30; 0 = none)")
+    group.add_argument("--ack-timeout", type=float, default=10.0, env_var="LOCUST_ACK_TIMEOUT",
+                       help="seconds to wait for a login/realtime/heartbeat/logout reply (default 10)")
+    group.add_argument("--realtime-ack", choices=("required", "silent"), default="required",
+                       env_var="LOCUST_REALTIME_ACK",
+                       help="required: a realtime report succeeds on the platform's reply (reference "
+                            "platform: --reply-realtime); silent: on write, failing only on an error reply")
+    group.add_argument("--scenario", default=None, env_var="LOCUST_SCENARIO",
+                       help="LiteVehicle scenario (e.g. alarm-burst)")
+    group.add_argument("--ca-file", default=None, env_var="LOCUST_CA_FILE",
+                       help="tls:// targets: the only CA trusted for the platform's certificate")
+    group.add_argument("--client-cert", default=None, env_var="LOCUST_CLIENT_CERT",
+                       help="tls:// targets: client certificate (PEM) for mutual TLS")
+    group.add_argument("--client-key", default=None, env_var="LOCUST_CLIENT_KEY",
+                       help="tls:// targets: client private key (PEM)")
+    group.add_argument("--server-name", default=None, env_var="LOCUST_SERVER_NAME",
+                       help="tls:// targets: certificate name to verify (default: the host)")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated options of one run."""
+
+    period: float = 10.0
+    edition: Edition = Edition.E2016
+    vin_prefix: str = DEFAULT_PREFIX
+    seed: int = 1
+    vin_offset: int = 0
+    vins_per_worker: int = DEFAULT_VINS_PER_WORKER
+    heartbeat: float = 30.0
+    ack_timeout: float = 10.0
+    require_ack: bool = True
+    scenario: str | None = None
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    server_name: str | None = None
+
+    @classmethod
+    def from_namespace(cls, ns: Any) -> Settings:
+        """Settings from parsed options; a missing attribute takes the default."""
+        d = cls()
+
+        def get(name: str, default: Any) -> Any:
+            value = getattr(ns, name, None)
+            return default if value is None else value
+
+        settings = cls(
+            period=float(get("period", d.period)),
+            edition=Edition.E2025 if str(get("edition", "2016")) == "2025" else Edition.E2016,
+            vin_prefix=str(get("vin_prefix", d.vin_prefix)),
+            seed=int(get("seed", d.seed)),
+            vin_offset=int(get("vin_offset", d.vin_offset)),
+            vins_per_worker=int(get("vins_per_worker", d.vins_per_worker)),
+            heartbeat=float(get("heartbeat", d.heartbeat)),
+            ack_timeout=float(get("ack_timeout", d.ack_timeout)),
+            require_ack=str(get("realtime_ack", "required")) != "silent",
+            scenario=get("scenario", None) or None,
+            ca_file=get("ca_file", None),
+            client_cert=get("client_cert", None),
+            client_key=get("client_key", None),
+            server_name=get("server_name", None),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the first bad option."""
+        if not self.period >= 1.0:
+            raise ConfigError(f"--period {self.period:g}: at least 1 s (one realtime report per second "
+                              "at most: collection times are whole seconds)", key="period")
+        if not self.vin_prefix or len(self.vin_prefix) > 12 or not all(
+                c.isascii() and (c.isdigit() or c.isupper()) for c in self.vin_prefix):
+            raise ConfigError(f"--vin-prefix {self.vin_prefix!r}: 1-12 upper-case ASCII letters and digits",
+                              key="vin-prefix")
+        if self.vin_offset < 0:
+            raise ConfigError(f"--vin-offset {self.vin_offset}: must be >= 0", key="vin-offset")
+        if self.vins_per_worker < 1:
+            raise ConfigError(f"--vins-per-worker {self.vins_per_worker}: must be >= 1",
+                              key="vins-per-worker")
+        if not 0 <= self.heartbeat <= 240:
+            raise ConfigError(f"--heartbeat {self.heartbeat:g}: 0 (none) or up to 240 s (param 0x09)",
+                              key="heartbeat")
+        if not self.ack_timeout > 0:
+            raise ConfigError(f"--ack-timeout {self.ack_timeout:g}: must be > 0", key="ack-timeout")
+
+    def vin_index(self, worker: int, slot: int) -> int:
+        """The fleet-wide VIN index of a worker's ``slot``-th vehicle."""
+        if slot >= self.vins_per_worker:
+            raise ConfigError(f"worker {worker} runs more than --vins-per-worker {self.vins_per_worker} "
+                              "vehicles at once", key="vins-per-worker")
+        return self.vin_offset + max(0, worker) * self.vins_per_worker + slot
+
+
+class SlotAllocator:
+    """Per-process vehicle slots: the lowest free one, so a ramp down and up reuses the same VINs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: list[int] = []  # a heap of released slots below ``_next``
+        self._next = 0
+
+    def take(self) -> int:
+        with self._lock:
+            if self._free:
+                return heapq.heappop(self._free)
+            self._next += 1
+            return self._next - 1
+
+    def release(self, slot: int) -> None:
+        with self._lock:
+            if 0 <= slot < self._next and slot not in self._free:
+                heapq.heappush(self._free, slot)
+
+    def __len__(self) -> int:
+        return self._next - len(self._free)
