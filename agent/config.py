@@ -34,6 +34,14 @@ ICCID_RE: Final = re.compile(r"[0-9A-Z]{20}")
 #: defaults of the bus keys of ``[can]`` this config adds to the CAN source's own
 CAN_DEFAULTS: Final = MappingProxyType({"interface": "socketcan", "channel": "can0", "bitrate": 500_000})
 GNSS_NONE: Final = "none"
+#: ``[gnss] coordinate_system`` names → the 2025 location block's byte (CGCS2000 has no code of its own:
+#: 0x03 "other"; within GNSS accuracy it coincides with WGS-84, but the byte says what the receiver uses)
+COORDINATE_SYSTEMS: Final = MappingProxyType({
+    "wgs84": CoordinateSystem.WGS84,
+    "gcj02": CoordinateSystem.GCJ02,
+    "cgcs2000": CoordinateSystem.OTHER,
+    "other": CoordinateSystem.OTHER,
+})
 
 
 # ------------------------------------------------------------------------------------ settings
@@ -74,15 +82,36 @@ class CanSettings:
 
 @dataclass(frozen=True)
 class GnssSettings:
-    """``[gnss]``: where NMEA comes from (``none``, a file, or ``serial:DEV[:BAUD]``)."""
+    """``[gnss]``: where NMEA comes from (``none``, a file, or ``serial:DEV[:BAUD]``), the 2025
+    coordinate system, the reopen backoff and the clock check against GNSS time (docs/peripherals.md)."""
 
     source: str = GNSS_NONE
     coordinate_system: CoordinateSystem = CoordinateSystem.WGS84
     max_age_s: float = 5.0
+    reopen_initial_s: float = 0.5
+    reopen_max_s: float = 30.0
+    #: ``off``: no check; ``report``: measure and log the system clock's offset to GNSS UTC;
+    #: ``step``: also set the system clock when the offset exceeds ``clock_max_offset_s`` (privileged)
+    clock: str = "report"
+    clock_max_offset_s: float = 2.0
 
     @property
     def enabled(self) -> bool:
         return self.source != GNSS_NONE
+
+
+@dataclass(frozen=True)
+class ModemSettings:
+    """``[modem]``: the cellular modem's AT port; the login ICCID from the SIM (docs/peripherals.md)."""
+
+    enabled: bool = False
+    port: str = "/dev/ttyUSB2"
+    baud: int = 115200
+    #: ``modem``: the SIM's ICCID read at start (``[vehicle] iccid`` only as a fallback); ``config``
+    iccid_from: str = "config"
+    timeout_s: float = 2.0
+    attempts: int = 3
+    retry_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +186,7 @@ class Settings:
     vehicle: VehicleSettings
     can: CanSettings
     gnss: GnssSettings = field(default_factory=GnssSettings)
+    modem: ModemSettings = field(default_factory=ModemSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     #: ``[alarms]`` overrides, validated against ``AlarmConfig`` (nested tables as nested mappings)
     alarms: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -297,6 +327,7 @@ def parse_config(text: str, file: str | Path = "<config>", base_dir: Path | None
     vehicle = _vehicle(root.table("vehicle"), name)
     can = _can(root.table("can"), base)
     gnss = _gnss(root.table("gnss"), base)
+    modem = _modem(root.table("modem"))
     report = _report(root.table("report"))
     alarms_table = root.get("alarms", "a table", lambda v: isinstance(v, dict), {})
     alarms = _alarms(alarms_table, name)
@@ -304,8 +335,8 @@ def parse_config(text: str, file: str | Path = "<config>", base_dir: Path | None
     store = _store(root.table("store"), base)
     root.finish()
     return Settings(
-        file=Path(file), vehicle=vehicle, can=can, gnss=gnss, report=report, alarms=alarms, uplink=uplink,
-        store=store,
+        file=Path(file), vehicle=vehicle, can=can, gnss=gnss, modem=modem, report=report, alarms=alarms,
+        uplink=uplink, store=store,
     )
 
 
@@ -320,8 +351,10 @@ def _vehicle(t: _Table, name: str) -> VehicleSettings:
         raise t.error("edition", f"must be 2016 or 2025, not {edition_raw}")
     edition = Edition(edition_raw)
     iccid = t.text("iccid")
+    if iccid is not None and re.fullmatch(r"[0-9]{19}", iccid):
+        iccid += "F"  # a 19-digit ICCID is carried as the SIM pads it (docs/peripherals.md)
     if iccid is not None and not ICCID_RE.fullmatch(iccid):
-        raise t.error("iccid", "an ICCID is 20 characters (digits, upper-case letters)")
+        raise t.error("iccid", "an ICCID is 20 characters (digits, upper-case letters) or 19 digits")
     codes = t.array("pack_codes", str, "an array of strings")
     _check_pack_codes(codes, edition, name)
     per_bms = t.array("packs_per_bms", int, "an array of integers")
@@ -384,13 +417,44 @@ def _gnss(t: _Table, base: Path) -> GnssSettings:
     else:
         source = GNSS_NONE
     cs_name = t.text("coordinate_system", "wgs84")
-    try:
-        cs = CoordinateSystem[cs_name.upper()]
-    except KeyError:
-        raise t.error("coordinate_system", f"one of wgs84, gcj02, other; not {cs_name!r}") from None
+    cs = COORDINATE_SYSTEMS.get(cs_name.lower())
+    if cs is None:
+        raise t.error("coordinate_system", f"one of {', '.join(COORDINATE_SYSTEMS)}; not {cs_name!r}")
     max_age = t.number("max_age_s", 5.0, 0.1, 3600.0)
+    initial = t.number("reopen_initial_s", 0.5, 0.01, 60.0)
+    longest = t.number("reopen_max_s", 30.0, 0.01, 3600.0)
+    if longest < initial:
+        raise t.error("reopen_max_s", f"must be ≥ reopen_initial_s ({initial})")
+    clock = t.text("clock", "report")
+    if clock not in ("off", "report", "step"):
+        raise t.error("clock", f"off, report or step, not {clock!r}")
+    max_offset = t.number("clock_max_offset_s", 2.0, 0.5, 86400.0)
     t.finish()
-    return GnssSettings(source=source, coordinate_system=cs, max_age_s=max_age)
+    return GnssSettings(source=source, coordinate_system=cs, max_age_s=max_age, reopen_initial_s=initial,
+                        reopen_max_s=longest, clock=clock, clock_max_offset_s=max_offset)
+
+
+def _modem(t: _Table) -> ModemSettings:
+    enabled = t.flag("enabled", False)
+    iccid_from = t.text("iccid_from", "modem" if enabled else "config")
+    if iccid_from not in ("modem", "config"):
+        raise t.error("iccid_from", f"modem or config, not {iccid_from!r}")
+    if iccid_from == "modem" and not enabled:
+        raise t.error("iccid_from", 'iccid_from = "modem" needs enabled = true')
+    port = t.text("port", "/dev/ttyUSB2").strip()
+    if not port:
+        raise t.error("port", "a device or pyserial URL (/dev/ttyUSB2, rfc2217://host:port)")
+    settings = ModemSettings(
+        enabled=enabled,
+        port=port,
+        baud=t.integer("baud", 115200, 300, 4_000_000),
+        iccid_from=iccid_from,
+        timeout_s=t.number("timeout_s", 2.0, 0.1, 60.0),
+        attempts=t.integer("attempts", 3, 1, 100),
+        retry_s=t.number("retry_s", 2.0, 0.0, 600.0),
+    )
+    t.finish()
+    return settings
 
 
 def _report(t: _Table) -> ReportSettings:
@@ -747,6 +811,7 @@ def _merge(current: Any, value: Any) -> Any:
 __all__ = [
     "CanSettings",
     "GnssSettings",
+    "ModemSettings",
     "ReportSettings",
     "Settings",
     "UplinkSettings",

@@ -31,6 +31,7 @@ import can
 
 from agent.config import Settings
 from agent.errors import ConfigError
+from agent.peripherals.identity import login_identity
 from agent.pipeline import AgentPipeline, Emitted
 from agent.protocol import wire
 from agent.protocol.codec import encode_frame
@@ -93,6 +94,8 @@ class AgentService:
         self.virtual_channel = virtual_channel
         self.on_emit = on_emit
         self.stats = ServiceStats()
+        # the login's ICCID: the SIM's (read from the modem) or [vehicle] iccid (docs/peripherals.md)
+        self.identity = login_identity(settings.modem, settings.vehicle.iccid)
         st = settings.store
         retention = st.retention_days * DAY if st.retention_days is not None else retention_for(self.edition)
         self.store = Outbox(st.path, retention_s=retention, max_bytes=int(st.max_mb * 1024 * 1024),
@@ -159,7 +162,7 @@ class AgentService:
         vehicle = s.vehicle
         e16 = self.edition == Edition.E2016
         config = TerminalConfig(
-            vehicle.vin, self.edition, iccid=vehicle.iccid or "",
+            vehicle.vin, self.edition, iccid=self.identity.iccid,
             ress_codes=vehicle.pack_codes if e16 else (),
             packs_per_bms=vehicle.packs_per_bms, pack_codes=() if e16 else vehicle.pack_codes,
             timing=timing,
