@@ -1,0 +1,265 @@
+"""The Locust vehicle's pieces without Locust: the blocking-socket link against the in-process reference
+platform (real threads instead of greenlets), the options and the VIN slots. Locust itself (gevent
+monkey-patching) never enters this process: tests/fleet/test_locust.py runs it in subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from agent.errors import ConfigError
+from agent.protocol.model import Edition
+from agent.protocol.session import ClientTiming, TerminalConfig, next_serial
+from sim.fleet.lite import LiteVehicle, iccid_for, vin_for
+from sim.fleet.locust_link import ClockSeededSerialStore, Outcome, Target, VehicleLink, parse_target
+from sim.fleet.locust_options import Settings, SlotAllocator
+from sim.platform.server import PlatformServer, ServerConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT = 10.0
+
+
+class Platform:
+    """The reference platform on 127.0.0.1:0, its asyncio loop in a thread."""
+
+    def __init__(self, db: Path, **kw: Any) -> None:
+        self.config = replace(ServerConfig(host="127.0.0.1", port=0, db_path=str(db)), **kw)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server: PlatformServer = self.call(self._start())  # its SQLite lives in the loop's thread
+        self.port = self.server.port
+
+    async def _start(self) -> PlatformServer:
+        server = PlatformServer(self.config)
+        await server.start()
+        return server
+
+    def call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(WAIT)
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.call(self.server.stop())
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(WAIT)
+
+    def commands(self, vin: str) -> list[int]:
+        async def read() -> list[int]:
+            self.server.db.commit()
+            return [row.command for row in self.server.db.frames(vin)]
+
+        return list(self.call(read()))
+
+
+@pytest.fixture
+def platform_factory(tmp_path: Path) -> Iterator[Callable[..., Platform]]:
+    started: list[Platform] = []
+
+    def make(**kw: Any) -> Platform:
+        p = Platform(tmp_path / f"p{len(started)}.db", **kw)
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        p.stop()
+
+
+def make_link(port: int, record: list[Outcome], *, index: int = 0, require_ack: bool = True,
+              heartbeat: float | None = None, reply_timeout: float = 5.0) -> VehicleLink:
+    timing = ClientTiming(heartbeat_interval=heartbeat, login_timeout=reply_timeout,
+                          reply_timeout=reply_timeout, max_resends=0, max_login_attempts=1)
+    config = TerminalConfig(vin_for(index, "LTBOXLNK"), Edition.E2016, iccid=iccid_for(index), timing=timing)
+    return VehicleLink(Target("127.0.0.1", port), config, record.append, require_ack=require_ack,
+                       serial_store=ClockSeededSerialStore(), connect_timeout=WAIT)
+
+
+def a_report(vin: str, offset: float = 0.0) -> Any:
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=offset)
+    vehicle = LiteVehicle(vin, 7, Edition.E2016, now)
+    vehicle.step(5.0)
+    return vehicle.report(now)
+
+
+def wait_until(cond: Callable[[], bool], seconds: float = WAIT) -> None:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+# ---- the link against the platform
+
+
+def test_login_acknowledged_realtime_and_logout(platform_factory: Callable[..., Platform]) -> None:
+    platform = platform_factory(reply_realtime=True)
+    got: list[Outcome] = []
+    link = make_link(platform.port, got)
+    assert link.connect()
+    assert link.logged_in
+    first = link.send_realtime(a_report(link.vin))
+    second = link.send_realtime(a_report(link.vin, 1.0))
+    link.close()
+    assert first.ok and second.ok, (first, second)
+    assert [(o.name, o.ok) for o in got] == [("login", True), ("realtime", True), ("realtime", True),
+                                            ("logout", True)]
+    assert all(o.latency >= 0 and o.size > 0 for o in got)
+    assert platform.commands(link.vin) == [0x01, 0x02, 0x02, 0x04]
+    assert not link.logged_in
+
+
+def test_silent_platform_fails_required_acks_but_not_silent_mode(
+        platform_factory: Callable[..., Platform]) -> None:
+    platform = platform_factory(reply_realtime=False)  # Annex B: a correct realtime gets no reply
+    got: list[Outcome] = []
+    strict = make_link(platform.port, got, index=1, reply_timeout=0.3)
+    assert strict.connect()
+    outcome = strict.send_realtime(a_report(strict.vin))
+    assert not outcome.ok and outcome.error is not None and "no acknowledgement" in outcome.error
+    strict.close()
+
+    silent: list[Outcome] = []
+    lax = make_link(platform.port, silent, index=2, require_ack=False)
+    assert lax.connect()
+    assert lax.send_realtime(a_report(lax.vin)).ok
+    lax.close()
+    assert [(o.name, o.ok) for o in silent] == [("login", True), ("realtime", True), ("logout", True)]
+    assert platform.commands(lax.vin) == [0x01, 0x02, 0x04]
+
+
+def test_heartbeats_go_on_while_idle(platform_factory: Callable[..., Platform]) -> None:
+    platform = platform_factory()
+    got: list[Outcome] = []
+    link = make_link(platform.port, got, index=3, heartbeat=0.1)
+    assert link.connect()
+    wait_until(lambda: sum(o.name == "heartbeat" for o in got) >= 2)
+    link.close()
+    beats = [o for o in got if o.name == "heartbeat"]
+    assert beats and all(o.ok for o in beats), beats
+    assert platform.commands(link.vin).count(0x07) >= 2
+
+
+def test_refused_connection_is_a_failed_login() -> None:
+    with contextlib.closing(__import__("socket").socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: the connect is refused
+        got: list[Outcome] = []
+        link = make_link(port, got, index=4)
+        assert not link.connect()
+    assert len(got) == 1 and got[0].name == "login" and not got[0].ok
+    assert got[0].error is not None and "connect to 127.0.0.1" in got[0].error
+    assert not link.send_realtime(a_report(link.vin)).ok
+    link.close()
+
+
+def test_platform_going_away_ends_the_link(platform_factory: Callable[..., Platform]) -> None:
+    platform = platform_factory(reply_realtime=True)
+    got: list[Outcome] = []
+    link = make_link(platform.port, got, index=5)
+    assert link.connect()
+    platform.stop()
+    wait_until(lambda: not link.logged_in)
+    outcome = link.send_realtime(a_report(link.vin))
+    assert not outcome.ok and outcome.error is not None and "not logged in" in outcome.error
+    link.close()  # no logout on a dead link, and no hang
+    assert [o.name for o in got] == ["login", "realtime"]
+
+
+def test_refused_login_is_a_failure(platform_factory: Callable[..., Platform], tmp_path: Path) -> None:
+    platform = platform_factory(vins=frozenset({"LTBOXOTHER000001"}))  # an allow-list without our VIN
+    got: list[Outcome] = []
+    link = make_link(platform.port, got, index=6)
+    assert not link.connect()
+    assert got[0].name == "login" and got[0].error is not None and "refused" in got[0].error
+    link.close()
+
+
+# ---- options, targets, slots, serials
+
+
+@pytest.mark.parametrize(("text", "target"), [
+    ("tcp://127.0.0.1:32960", Target("127.0.0.1", 32960, False)),
+    ("tls://platform.example:8443", Target("platform.example", 8443, True)),
+    ("127.0.0.1:5000", Target("127.0.0.1", 5000, False)),
+    ("tcp://[::1]:7000", Target("::1", 7000, False)),
+])
+def test_parse_target(text: str, target: Target) -> None:
+    assert parse_target(text) == target
+
+
+@pytest.mark.parametrize("text", ["http://127.0.0.1:80", "tcp://127.0.0.1", "tcp://:80", "tcp://h:0",
+                                  "tcp://h:99999", "tcp://h:1/path"])
+def test_bad_target_names_the_host_option(text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_target(text)
+    assert err.value.key == "host" and text in str(err.value)
+
+
+def test_settings_from_parsed_options() -> None:
+    ns = SimpleNamespace(period=2.0, edition="2025", vin_prefix="LTBOXA", seed=5, vin_offset=10,
+                         vins_per_worker=100, heartbeat=0.0, ack_timeout=3.0, realtime_ack="silent",
+                         scenario="alarm-burst", ca_file=None, client_cert=None, client_key=None,
+                         server_name=None)
+    s = Settings.from_namespace(ns)
+    assert (s.period, s.edition, s.require_ack, s.scenario) == (2.0, Edition.E2025, False, "alarm-burst")
+    assert s.vin_index(0, 0) == 10 and s.vin_index(3, 7) == 317
+    with pytest.raises(ConfigError) as err:
+        s.vin_index(1, 100)
+    assert err.value.key == "vins-per-worker"
+    assert Settings.from_namespace(SimpleNamespace()) == Settings()  # every option has a default
+
+
+@pytest.mark.parametrize(("name", "value", "key"), [
+    ("period", 0.5, "period"), ("vin_prefix", "ltbox", "vin-prefix"),
+    ("vin_prefix", "A" * 13, "vin-prefix"), ("vin_offset", -1, "vin-offset"),
+    ("vins_per_worker", 0, "vins-per-worker"), ("heartbeat", 300.0, "heartbeat"),
+    ("ack_timeout", 0.0, "ack-timeout"),
+])
+def test_bad_settings_name_the_option(name: str, value: Any, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_namespace(SimpleNamespace(**{name: value}))
+    assert err.value.key == key
+
+
+def test_slots_reuse_the_lowest_free_one() -> None:
+    slots = SlotAllocator()
+    assert [slots.take() for _ in range(4)] == [0, 1, 2, 3]
+    slots.release(2)
+    slots.release(0)
+    slots.release(0)  # twice: still one free slot 0
+    assert len(slots) == 2
+    assert [slots.take(), slots.take(), slots.take()] == [0, 2, 4]
+
+
+def test_clock_seeded_serials_increase_across_restarts_within_a_day() -> None:
+    morning = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)  # 09:00 Beijing
+    first = ClockSeededSerialStore(lambda: morning)
+    a, b = next_serial(first, morning), next_serial(first, morning)
+    later = morning + timedelta(minutes=5)
+    restarted = ClockSeededSerialStore(lambda: later)
+    c = next_serial(restarted, later)
+    assert b == a + 1 and c > b
+    assert a >= 1 and c <= 65531
+    midnight = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)  # 00:00 Beijing: the count restarts at 1
+    assert next_serial(ClockSeededSerialStore(lambda: midnight), midnight) == 1
+
+
+def test_nothing_outside_the_locust_user_imports_locust() -> None:
+    code = ("import sys, agent.cli, sim.fleet, sim.fleet.lite\n"
+            "import sim.fleet.locust_link, sim.fleet.locust_options\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent'))\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
