@@ -1,0 +1,130 @@
+"""One fleet from several Locust processes: a headless master and two workers on loopback drive 20
+vehicles into the strict reference platform. Everything runs in subprocesses (Locust monkey-patches
+with gevent) and is bounded in time; the run is judged from Locust's CSV and the platform's database."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sim.fleet.lite import vin_for
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "sim" / "locustfile.py"
+USERS, WORKERS, PER_WORKER = 20, 2, 1000
+PREFIX = "LTBOXLCT"
+RUN_S = 12
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_platform(db: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    cmd = [sys.executable, "-m", "agent.cli", "platform", "serve", "--listen", "127.0.0.1:0", "--db", str(db),
+           "--reply-realtime", "--report-period", "2", "--heartbeat", "1", "--seconds", "90"]
+    err = log.open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and proc.poll() is None:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("listening on "):
+                return proc, int(line.rsplit(":", 1)[1])
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"platform did not start: {log.read_text(errors='replace')}")
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def stats(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="") as f:
+        return {row["Name"]: row for row in csv.DictReader(f)}
+
+
+@pytest.mark.timeout(150)
+def test_master_and_two_workers_drive_one_fleet(tmp_path: Path) -> None:
+    if importlib.util.find_spec("locust") is None:  # find_spec does not import (no monkey-patching here)
+        if os.environ.get("CI"):
+            pytest.fail("locust is not installed (pip install -e '.[fleet]')")
+        pytest.skip("locust is not installed (pip install -e '.[fleet]')")
+    db = tmp_path / "platform.db"
+    platform, port = start_platform(db, tmp_path / "platform.log")
+    master_port = free_port()
+    common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
+    master_cmd = [
+        *common, "--master", "--headless", "-u", str(USERS), "-r", "10", "--run-time", f"{RUN_S}s",
+        "--expect-workers", str(WORKERS), "--expect-workers-max-wait", "40",
+        "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+        "--host", f"tcp://127.0.0.1:{port}", "--stop-timeout", "10", "--exit-code-on-error", "1",
+        "--csv", str(tmp_path / "run"), "--only-summary",
+        "--period", "2", "--heartbeat", "1", "--ack-timeout", "5", "--vin-prefix", PREFIX,
+        "--vins-per-worker", str(PER_WORKER), "--seed", "3",
+    ]
+    worker_cmd = [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        master = subprocess.Popen(master_cmd, cwd=tmp_path, stdout=(tmp_path / "master.out").open("wb"),
+                                  stderr=(tmp_path / "master.err").open("wb"))
+        procs.append(master)
+        for i in range(WORKERS):
+            procs.append(subprocess.Popen(worker_cmd, cwd=tmp_path,
+                                          stdout=(tmp_path / f"worker{i}.out").open("wb"),
+                                          stderr=(tmp_path / f"worker{i}.err").open("wb")))
+        try:
+            code = master.wait(100)
+        except subprocess.TimeoutExpired:
+            code = None
+        for w in procs[1:]:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                w.wait(15)  # workers quit with the master
+    finally:
+        for p in procs:
+            stop(p, signal.SIGTERM)
+        stop(platform)
+    logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                     for p in sorted(tmp_path.glob("*.err")))
+    assert code == 0, f"master exit {code}\n{logs}"
+    assert all(p.returncode is not None for p in procs)
+
+    # Locust's own statistics: logins and acknowledged realtime reports, heartbeats, no failure at all
+    rows = stats(tmp_path / "run_stats.csv")
+    assert rows["login"]["Type"] == "GBT32960" and int(rows["login"]["Request Count"]) == USERS, rows
+    assert int(rows["realtime"]["Request Count"]) >= 2 * USERS, rows["realtime"]
+    assert int(rows["heartbeat"]["Request Count"]) >= 1, rows
+    assert int(rows["Aggregated"]["Failure Count"]) == 0, (tmp_path / "run_failures.csv").read_text()
+    assert float(rows["realtime"]["Max Response Time"]) > 0
+
+    # the platform: 20 distinct VINs, exactly worker 0's and worker 1's blocks (no overlap), no violation
+    check_cmd = [sys.executable, "-m", "agent.cli", "platform", "check", "--db", str(db), "--json"]
+    check = subprocess.run(check_cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    summary = json.loads(check.stdout)
+    vins = summary["vins"]
+    expected = {vin_for(w * PER_WORKER + k, PREFIX) for w in range(WORKERS) for k in range(USERS // WORKERS)}
+    assert set(vins) == expected, sorted(vins)
+    for vin, v in vins.items():
+        assert v["violations"] == {}, (vin, v["violations"])
+        assert v["frames"].get("0x01", 0) >= 1 and v["realtime"] >= 2, (vin, v)
+        assert v["frames"].get("0x04", 0) == 1, (vin, v["frames"])  # logged out once when stopped
+    assert check.returncode == 0, check.stdout[-2000:]
