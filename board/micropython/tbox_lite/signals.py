@@ -1,0 +1,247 @@
+"""Latest CAN frames by table group, and the mapped fields decoded from them at sampling time.
+
+The hot path (``put``) only stores a frame's bytes and timestamp in the slot of its group (a CAN id,
+or one page of a multiplexed message); decoding happens in ``sample`` for the mapped signals only.
+A field whose frame is missing, stale or too short, or whose raw value is an SNA code, is ``None``
+(invalid), never its last value. Same rules as the CPython sampler (agent/canbus/sampler.py) minus
+the counter/checksum checks.
+"""
+
+CONST = 0
+NUMBER = 1
+CODED = 2
+BOOL_EXPR = 3
+BOOL_SIGNAL = 4
+
+
+def extract(data, start, length, big):
+    # type: (bytes, int, int, int) -> int | None
+    """Unsigned raw value of a signal (DBC start bit and byte order); None when ``data`` is too short."""
+    first = start >> 3
+    if big:
+        top = 7 - (start & 7)
+        nbytes = (top + length + 7) >> 3
+        end = first + nbytes
+        if end > len(data):
+            return None
+        value = 0
+        for i in range(first, end):
+            value = (value << 8) | data[i]
+        value >>= nbytes * 8 - top - length
+    else:
+        shift = start & 7
+        end = first + ((shift + length + 7) >> 3)
+        if end > len(data):
+            return None
+        value = 0
+        for i in range(end - 1, first - 1, -1):
+            value = (value << 8) | data[i]
+        value >>= shift
+    return value & ((1 << length) - 1)
+
+
+class Signals:
+    """Frame slots + the table's rules -> snapshot dicts (``None`` = invalid)."""
+
+    def __init__(self, table):
+        # type: (object) -> None
+        self.table = table
+        if getattr(table, "FORMAT", None) != 1:
+            raise ValueError("signal table format " + str(getattr(table, "FORMAT", None)) + ", want 1")
+        self.routes = table.ROUTES  # type: ignore[attr-defined]
+        self.specs = table.SIGNALS  # type: ignore[attr-defined]
+        count = len(table.GROUPS)  # type: ignore[attr-defined]
+        self.data = [b""] * count  # type: list[bytes]
+        self.stamp = [0.0] * count  # type: list[float]
+        self.seen = bytearray(count)
+        self.frames = 0
+        self.unknown = 0
+        self.no_mux = 0
+        self._now = 0.0
+        self._memory = {}  # type: dict[str, dict[int, int]]
+
+    # -- hot path
+
+    def put(self, key, data, stamp):
+        # type: (int, bytes, float) -> None
+        """Store one frame (``key``: CAN id, bit 31 set for a 29-bit id) received at ``stamp`` (s)."""
+        route = self.routes.get(key)
+        if route is None:
+            self.unknown += 1
+            return
+        if isinstance(route, int):
+            group = route
+        else:
+            mux = extract(data, route[0], route[1], route[2])
+            group = route[3].get(mux, -1) if mux is not None else -1
+            if group < 0:
+                self.no_mux += 1
+                return
+        self.frames += 1
+        self.data[group] = data
+        self.stamp[group] = stamp
+        self.seen[group] = 1
+
+    # -- decoding
+
+    def value(self, index):
+        # type: (int) -> float | int | None
+        """Physical value of table signal ``index`` at the sampling time, None when invalid."""
+        spec = self.specs[index]
+        group = spec[0]
+        if not self.seen[group] or (self._now - self.stamp[group]) * 1000 > spec[8]:
+            return None
+        length = spec[2]
+        raw = extract(self.data[group], spec[1], length, spec[3])
+        if raw is None:
+            return None
+        if spec[4] and raw >> (length - 1):
+            raw -= 1 << length
+        if raw in spec[7]:
+            return None
+        scale, offset = spec[5], spec[6]
+        if scale != 1 or offset != 0:
+            return raw * scale + offset
+        return raw
+
+    def raw_of(self, index, physical):
+        # type: (int, float | int) -> int
+        spec = self.specs[index]
+        scale, offset = spec[5], spec[6]
+        if scale == 1 and offset == 0:
+            return int(physical)
+        return round((physical - offset) / scale)
+
+    def rule(self, rule):
+        # type: (tuple) -> object
+        kind = rule[0]
+        if kind == CONST:
+            return rule[1]
+        if kind == BOOL_EXPR:
+            return self._expr(rule[1])
+        x = self.value(rule[1])
+        if x is None:
+            return None
+        if kind == NUMBER:
+            scale, offset = rule[2], rule[3]
+            if scale != 1 or offset != 0:
+                x = x * scale + offset
+            return round(x) if rule[4] else x
+        if kind == CODED:
+            return rule[2].get(self.raw_of(rule[1], x), rule[3])
+        return x != 0  # BOOL_SIGNAL
+
+    def _expr(self, terms):
+        # type: (tuple) -> bool | None
+        """OR of ANDs, three-valued: a decided term wins over an undecidable one (None)."""
+        unknown = False
+        present = False
+        for term in terms:
+            skip = False
+            for atom in term:
+                if not self.seen[self.specs[atom[0]][0]]:
+                    skip = True
+                    break
+            if skip:
+                continue
+            present = True
+            result = True  # type: bool | None
+            for atom in term:
+                x = self.value(atom[0])
+                if x is None:
+                    result = None
+                    continue
+                v = self.raw_of(atom[0], x) if atom[4] else x
+                if atom[1] >= 0:
+                    v = int(v) & atom[1]
+                op = atom[2]
+                rhs = atom[3]
+                if op == "":
+                    ok = v != 0
+                elif op == "==":
+                    ok = v == rhs
+                elif op == "!=":
+                    ok = v != rhs
+                elif op == "<":
+                    ok = v < rhs
+                elif op == "<=":
+                    ok = v <= rhs
+                elif op == ">":
+                    ok = v > rhs
+                else:
+                    ok = v >= rhs
+                if not ok:
+                    result = False
+                    break
+            if result is True:
+                return True
+            if result is None:
+                unknown = True
+        return None if unknown or not present else False
+
+    def _fields(self, rules):
+        # type: (dict) -> dict
+        out = {}
+        for name in rules:
+            out[name] = self.rule(rules[name])
+        return out
+
+    def _codes(self, name, sources):
+        # type: (str, tuple) -> list[int]
+        codes = []  # type: list[int]
+        for src in sources:
+            x = self.value(src[0])
+            if src[1] < 0:
+                if x is not None:
+                    code = self.raw_of(src[0], x)
+                    if code and code not in codes:
+                        codes.append(code)
+                continue
+            memory = self._memory.setdefault(name + str(src[0]), {})
+            n = self.value(src[1])
+            i = self.value(src[2])
+            if n is None or i is None or x is None:
+                memory.clear()
+                continue
+            count = round(n)
+            index = round(i)
+            for k in [k for k in memory if k >= count]:
+                del memory[k]
+            code = self.raw_of(src[0], x)
+            if count and index < count and code:
+                memory[index] = code
+            for k in sorted(memory):
+                if memory[k] not in codes:
+                    codes.append(memory[k])
+        return codes
+
+    def sample(self, now):
+        # type: (float) -> dict
+        """The snapshot at ``now`` (the frames' clock, s): vehicle, motors, extremes, faults, codes."""
+        self._now = now
+        t = self.table
+        motors = []
+        for number, optional, groups, rules in t.MOTORS:  # type: ignore[attr-defined]
+            if optional:
+                seen = False
+                for g in groups:
+                    if self.seen[g]:
+                        seen = True
+                        break
+                if not seen:
+                    continue
+            motors.append((number, self._fields(rules)))
+        faults = []
+        for bit, level, rule in t.FAULTS:  # type: ignore[attr-defined]
+            if self.rule(rule) is True:
+                faults.append((bit, level))
+        codes = {}
+        for name in t.CODES:  # type: ignore[attr-defined]
+            codes[name] = self._codes(name, t.CODES[name])  # type: ignore[attr-defined]
+        return {
+            "vehicle": self._fields(t.VEHICLE),  # type: ignore[attr-defined]
+            "motors": motors,
+            "extremes": self._fields(t.EXTREMES),  # type: ignore[attr-defined]
+            "faults": faults,
+            "codes": codes,
+        }

@@ -1,0 +1,244 @@
+"""The lite terminal: CAN in, GB/T 32960-2016 frames out, unsent records kept in a flash ring.
+
+``Terminal.poll()`` is called in a loop (every 10-50 ms). Each call:
+
+1. moves received CAN frames (at most ``max_frames``) into the frame slots (no decoding);
+2. runs the link: connect, vehicle login (0x01), wait for the platform's success reply, retry after
+   ``retry_s`` (1 min, spec §6); replies are split with ``agent.protocol.wire.Framer``;
+3. samples once per whole second of the clock; a record is made every ``period_s`` (10 s) or every
+   ``alarm_period_s`` (1 s) while the highest alarm level is 3; online it goes out as realtime 0x02,
+   else into the ring;
+4. online, drains the ring oldest first as reissue 0x03 (``reissue_per_poll`` per call);
+5. sends a heartbeat (0x07) after ``heartbeat_s`` without traffic.
+
+Everything external is injected: ``can`` (``recv()``), ``link`` (see link.py), ``ring`` (ring.py),
+``clock()`` (Unix seconds, UTC).
+"""
+
+from agent.protocol import wire
+from tbox_lite import report
+from tbox_lite.alarm import Alarms
+from tbox_lite.signals import Signals
+
+REALTIME = 0x02
+REISSUE = 0x03
+LOGIN = 0x01
+LOGOUT = 0x04
+HEARTBEAT = 0x07
+
+DOWN = 0
+WAIT_LOGIN = 1
+ONLINE = 2
+
+DEFAULTS = {
+    "period_s": 10,
+    "alarm_period_s": 1,
+    "heartbeat_s": 30,
+    "reply_timeout_s": 10,
+    "retry_s": 60,
+    "reissue_per_poll": 2,
+    "max_frames": 64,
+    "serial_path": "tbox_serial.txt",
+}
+
+
+class Terminal:
+    """One vehicle's lite terminal (2016 edition)."""
+
+    def __init__(self, table, can, link, ring, clock, vin, iccid, options=None):
+        # type: (object, object, object, object, object, bytes, bytes, dict | None) -> None
+        if len(vin) != 17:
+            raise ValueError("VIN must be 17 bytes")
+        self.opts = dict(DEFAULTS)
+        if options:
+            self.opts.update(options)
+        self.table = table
+        self.signals = Signals(table)
+        self.alarms = Alarms(table)
+        self.subsystems = getattr(table, "SUBSYSTEMS", 1)
+        self.can = can
+        self.link = link
+        self.ring = ring
+        self.clock = clock
+        self.vin = vin
+        self.iccid = iccid
+        self.framer = wire.Framer(1024)
+        self.state = DOWN
+        self.position = None  # type: tuple | None
+        self.serial = 0
+        self.level = 0
+        self.flags = 0
+        self._next_tick = -1
+        self._next_report = -1
+        self._next_connect = 0.0
+        self._deadline = 0.0
+        self._last_tx = 0.0
+        # counters
+        self.sent_realtime = 0
+        self.sent_reissue = 0
+        self.stored = 0
+        self.dropped = 0
+        self.logins = 0
+        self.link_failures = 0
+
+    # -- inputs
+
+    def set_position(self, longitude, latitude, valid=True):
+        # type: (float, float, bool) -> None
+        """The latest GNSS fix (degrees, WGS-84); kept as the last position when the fix is lost."""
+        self.position = (longitude, latitude, valid)
+
+    # -- link
+
+    def _send(self, command, data):
+        # type: (int, bytes) -> bool
+        frame = wire.build_frame(2016, command, 0xFE, self.vin, 0x01, data)
+        try:
+            ok = self.link.write(frame)  # type: ignore[attr-defined]
+        except OSError:
+            ok = False
+        if ok:
+            self._last_tx = self.clock()  # type: ignore[operator]
+            return True
+        self._drop_link()
+        return False
+
+    def _drop_link(self):
+        # type: () -> None
+        if self.state != DOWN:
+            self.link_failures += 1
+        try:  # noqa: SIM105 - MicroPython has no contextlib
+            self.link.close()  # type: ignore[attr-defined]
+        except OSError:
+            pass
+        self.state = DOWN
+        self.framer = wire.Framer(1024)
+        self._next_connect = self.clock() + self.opts["retry_s"]  # type: ignore[operator]
+
+    def _login_serial(self, now):
+        # type: (float) -> int
+        """+1 per login, back to 1 each (Beijing) day; kept in a small file across restarts."""
+        y, m, d = report.beijing_fields(int(now))[:3]
+        day = y * 10000 + m * 100 + d
+        path = self.opts["serial_path"]
+        last_day, last = 0, 0
+        try:
+            with open(path) as f:
+                parts = f.read().split()
+                last_day, last = int(parts[0]), int(parts[1])
+        except (OSError, ValueError, IndexError):
+            pass
+        serial = last + 1 if last_day == day and last < 65531 else 1
+        try:
+            with open(path, "w") as f:
+                f.write(str(day) + " " + str(serial))
+        except OSError:
+            pass
+        return serial
+
+    def _run_link(self, now):
+        # type: (float) -> None
+        if self.state == DOWN:
+            if now < self._next_connect:
+                return
+            try:
+                opened = self.link.open()  # type: ignore[attr-defined]
+            except OSError:
+                opened = False
+            if not opened:
+                self.link_failures += 1
+                self._next_connect = now + self.opts["retry_s"]
+                return
+            self.serial = self._login_serial(now)
+            self.state = WAIT_LOGIN
+            self._deadline = now + self.opts["reply_timeout_s"]
+            self.logins += 1
+            self._send(LOGIN, report.login_2016(int(now), self.serial, self.iccid, self.subsystems))
+            return
+        try:
+            data = self.link.read()  # type: ignore[attr-defined]
+        except OSError:
+            self._drop_link()
+            return
+        if data:
+            for frame in self.framer.feed(data):
+                self._on_reply(frame)
+        if self.state == WAIT_LOGIN and now >= self._deadline:
+            self._drop_link()  # no login reply: reconnect after retry_s
+
+    def _on_reply(self, frame):
+        # type: (wire.RawFrame) -> None
+        if not frame.bcc_ok or frame.vin != self.vin:
+            return
+        if frame.command == LOGIN and self.state == WAIT_LOGIN:
+            if frame.response == 0x01:
+                self.state = ONLINE
+            else:
+                self._drop_link()
+
+    # -- sampling and records
+
+    def _record(self, t):
+        # type: (int) -> None
+        snap = self.signals.sample(t)
+        self.level, self.flags = self.alarms.update(snap)
+        period = self.opts["alarm_period_s"] if self.level >= 3 else self.opts["period_s"]
+        if self._next_report < 0 or t + period < self._next_report:
+            self._next_report = t
+        if t < self._next_report:
+            return
+        self._next_report = t + period
+        body = report.realtime_2016(t, snap, self.level, self.flags, self.position, self.subsystems)
+        if self.state == ONLINE and self._send(REALTIME, body):
+            self.sent_realtime += 1
+            return
+        if len(body) > self.ring.capacity:  # type: ignore[attr-defined]
+            self.dropped += 1
+            return
+        self.ring.push(body)  # type: ignore[attr-defined]
+        self.stored += 1
+
+    def _drain(self):
+        # type: () -> None
+        for _ in range(self.opts["reissue_per_poll"]):
+            record = self.ring.peek()  # type: ignore[attr-defined]
+            if record is None:
+                return
+            if not self._send(REISSUE, record):
+                return
+            self.ring.pop()  # type: ignore[attr-defined]
+            self.sent_reissue += 1
+
+    def poll(self):
+        # type: () -> None
+        """One pass of the main loop (see the module docstring)."""
+        now = self.clock()  # type: ignore[operator]
+        put = self.signals.put
+        recv = self.can.recv  # type: ignore[attr-defined]
+        for _ in range(self.opts["max_frames"]):
+            frame = recv()
+            if frame is None:
+                break
+            put(frame[0], frame[1], frame[2])
+        self._run_link(now)
+        if self._next_tick < 0 or now - self._next_tick > 60:  # start, or the clock jumped
+            self._next_tick = int(now) + 1
+        while self._next_tick <= now:
+            self._record(self._next_tick)
+            self._next_tick += 1
+        if self.state == ONLINE:
+            if len(self.ring):  # type: ignore[arg-type]
+                self._drain()
+            elif now - self._last_tx >= self.opts["heartbeat_s"]:
+                self._send(HEARTBEAT, b"")
+
+    def stop(self):
+        # type: () -> None
+        """Vehicle logout (0x04) when online, then close the link."""
+        if self.state == ONLINE:
+            self._send(LOGOUT, report.logout_2016(int(self.clock()), self.serial))  # type: ignore[operator]
+        try:  # noqa: SIM105 - MicroPython has no contextlib
+            self.link.close()  # type: ignore[attr-defined]
+        except OSError:
+            pass
+        self.state = DOWN
