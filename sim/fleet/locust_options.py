@@ -54,6 +54,10 @@ def add_options(parser: Any) -> None:
                        help="tls:// targets: client private key (PEM)")
     group.add_argument("--server-name", default=None, env_var="LOCUST_SERVER_NAME",
                        help="tls:// targets: certificate name to verify (default: the host)")
+    group.add_argument("--stages", default=None, env_var="LOCUST_STAGES",
+                       help="with -f sim/locustfile.py,sim/fleet/locust_shape.py: USERS:SECONDS[:RATE],... "
+                            "e.g. 100:60:10,500:300:20,0:30 (ramp to 100 users at 10/s, hold until 60 s; "
+                            "to 500 until 360 s; to 0; then stop)")
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,43 @@ class Settings:
             raise ConfigError(f"worker {worker} runs more than --vins-per-worker {self.vins_per_worker} "
                               "vehicles at once", key="vins-per-worker")
         return self.vin_offset + max(0, worker) * self.vins_per_worker + slot
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Hold ``users`` (reached at ``rate`` users/s) for ``seconds``."""
+
+    users: int
+    seconds: float
+    rate: float
+
+
+def parse_stages(text: str) -> tuple[Stage, ...]:
+    """Parse ``USERS:SECONDS[:RATE],...`` (RATE default: all users within one second)."""
+    stages: list[Stage] = []
+    for n, item in enumerate(part.strip() for part in text.split(",")):
+        fields = item.split(":")
+        try:
+            if len(fields) not in (2, 3):
+                raise ValueError("want USERS:SECONDS[:RATE]")
+            users, seconds = int(fields[0]), float(fields[1])
+            rate = float(fields[2]) if len(fields) == 3 else float(max(1, users))
+        except ValueError as exc:
+            raise ConfigError(f"stage {n + 1} {item!r}: {exc}", key="stages") from None
+        if users < 0 or not seconds > 0 or not rate > 0:
+            raise ConfigError(f"stage {n + 1} {item!r}: users >= 0, seconds > 0 and rate > 0", key="stages")
+        stages.append(Stage(users, seconds, rate))
+    return tuple(stages)
+
+
+def stage_at(stages: tuple[Stage, ...], elapsed: float) -> tuple[int, float] | None:
+    """(users, spawn rate) wanted ``elapsed`` seconds into the run; None once every stage is over."""
+    end = 0.0
+    for stage in stages:
+        end += stage.seconds
+        if elapsed < end:
+            return stage.users, stage.rate
+    return None
 
 
 class SlotAllocator:

@@ -22,9 +22,10 @@ from sim.fleet.lite import vin_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "sim" / "locustfile.py"
+SHAPE = ROOT / "sim" / "fleet" / "locust_shape.py"
 USERS, WORKERS, PER_WORKER = 20, 2, 1000
 PREFIX = "LTBOXLCT"
-RUN_S = 12
+RUN_S = 10
 
 
 def free_port() -> int:
@@ -63,12 +64,27 @@ def stats(path: Path) -> dict[str, dict[str, str]]:
         return {row["Name"]: row for row in csv.DictReader(f)}
 
 
-@pytest.mark.timeout(150)
-def test_master_and_two_workers_drive_one_fleet(tmp_path: Path) -> None:
+def need_locust() -> None:
     if importlib.util.find_spec("locust") is None:  # find_spec does not import (no monkey-patching here)
         if os.environ.get("CI"):
             pytest.fail("locust is not installed (pip install -e '.[fleet]')")
         pytest.skip("locust is not installed (pip install -e '.[fleet]')")
+
+
+def platform_summary(db: Path) -> tuple[int, dict[str, dict[str, object]]]:
+    cmd = [sys.executable, "-m", "agent.cli", "platform", "check", "--db", str(db), "--json"]
+    check = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return check.returncode, json.loads(check.stdout)["vins"]
+
+
+def logs_of(tmp_path: Path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                     for p in sorted(tmp_path.glob("*.err")))
+
+
+@pytest.mark.timeout(150)
+def test_master_and_two_workers_drive_one_fleet(tmp_path: Path) -> None:
+    need_locust()
     db = tmp_path / "platform.db"
     platform, port = start_platform(db, tmp_path / "platform.log")
     master_port = free_port()
@@ -103,9 +119,7 @@ def test_master_and_two_workers_drive_one_fleet(tmp_path: Path) -> None:
         for p in procs:
             stop(p, signal.SIGTERM)
         stop(platform)
-    logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                     for p in sorted(tmp_path.glob("*.err")))
-    assert code == 0, f"master exit {code}\n{logs}"
+    assert code == 0, f"master exit {code}\n{logs_of(tmp_path)}"
     assert all(p.returncode is not None for p in procs)
 
     # Locust's own statistics: logins and acknowledged realtime reports, heartbeats, no failure at all
@@ -117,14 +131,38 @@ def test_master_and_two_workers_drive_one_fleet(tmp_path: Path) -> None:
     assert float(rows["realtime"]["Max Response Time"]) > 0
 
     # the platform: 20 distinct VINs, exactly worker 0's and worker 1's blocks (no overlap), no violation
-    check_cmd = [sys.executable, "-m", "agent.cli", "platform", "check", "--db", str(db), "--json"]
-    check = subprocess.run(check_cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
-    summary = json.loads(check.stdout)
-    vins = summary["vins"]
+    returncode, vins = platform_summary(db)
     expected = {vin_for(w * PER_WORKER + k, PREFIX) for w in range(WORKERS) for k in range(USERS // WORKERS)}
     assert set(vins) == expected, sorted(vins)
     for vin, v in vins.items():
         assert v["violations"] == {}, (vin, v["violations"])
         assert v["frames"].get("0x01", 0) >= 1 and v["realtime"] >= 2, (vin, v)
         assert v["frames"].get("0x04", 0) == 1, (vin, v["frames"])  # logged out once when stopped
-    assert check.returncode == 0, check.stdout[-2000:]
+    assert returncode == 0
+
+
+@pytest.mark.timeout(90)
+def test_stages_shape_ramps_up_and_down_then_stops(tmp_path: Path) -> None:
+    need_locust()
+    db = tmp_path / "platform.db"
+    platform, port = start_platform(db, tmp_path / "platform.log")
+    cmd = [sys.executable, "-m", "locust", "-f", f"{LOCUSTFILE},{SHAPE}", "--headless",
+           "--loglevel", "WARNING", "--host", f"tcp://127.0.0.1:{port}", "--stages", "4:4:4,0:2",
+           "--period", "2", "--heartbeat", "1",
+           "--vin-prefix", "LTBOXSHP", "--csv", str(tmp_path / "shape"), "--exit-code-on-error", "1",
+           "--only-summary"]
+    try:
+        with (tmp_path / "locust.err").open("wb") as err:
+            done = subprocess.run(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+    finally:
+        stop(platform)
+    assert done.returncode == 0, logs_of(tmp_path)  # the shape ended the run by itself
+    rows = stats(tmp_path / "shape_stats.csv")
+    assert int(rows["login"]["Request Count"]) == 4 and int(rows["Aggregated"]["Failure Count"]) == 0, rows
+    returncode, vins = platform_summary(db)
+    assert sorted(vins) == [vin_for(k, "LTBOXSHP") for k in range(4)]
+    for vin, v in vins.items():  # every vehicle stopped by the ramp down logged out
+        frames = v["frames"]
+        assert isinstance(frames, dict) and frames.get("0x01") == 1 and frames.get("0x04") == 1, (vin, v)
+        assert v["violations"] == {}, (vin, v)
+    assert returncode == 0

@@ -24,7 +24,7 @@ from agent.protocol.model import Edition
 from agent.protocol.session import ClientTiming, TerminalConfig, next_serial
 from sim.fleet.lite import LiteVehicle, iccid_for, vin_for
 from sim.fleet.locust_link import ClockSeededSerialStore, Outcome, Target, VehicleLink, parse_target
-from sim.fleet.locust_options import Settings, SlotAllocator
+from sim.fleet.locust_options import Settings, SlotAllocator, Stage, parse_stages, stage_at
 from sim.platform.server import PlatformServer, ServerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,6 +232,22 @@ def test_bad_settings_name_the_option(name: str, value: Any, key: str) -> None:
     with pytest.raises(ConfigError) as err:
         Settings.from_namespace(SimpleNamespace(**{name: value}))
     assert err.value.key == key
+
+
+def test_stages_parse_and_schedule() -> None:
+    stages = parse_stages("100:60:10, 500:300:20,0:30")
+    assert stages == (Stage(100, 60.0, 10.0), Stage(500, 300.0, 20.0), Stage(0, 30.0, 1.0))
+    assert [stage_at(stages, t) for t in (0.0, 59.9, 60.0, 359.9, 360.0, 389.9)] == [
+        (100, 10.0), (100, 10.0), (500, 20.0), (500, 20.0), (0, 1.0), (0, 1.0)]
+    assert stage_at(stages, 390.0) is None  # the run stops after the last stage
+    assert parse_stages("7:1") == (Stage(7, 1.0, 7.0),)  # default rate: all users within a second
+
+
+@pytest.mark.parametrize("text", ["", "10", "10:0", "-1:5", "10:5:0", "a:5", "10:5:1:1"])
+def test_bad_stages_name_the_option(text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_stages(text)
+    assert err.value.key == "stages" and "stage 1" in str(err.value)
 
 
 def test_slots_reuse_the_lowest_free_one() -> None:
