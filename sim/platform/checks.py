@@ -75,6 +75,10 @@ class Limits:
     off_speed_kmh: float = 5.0  # 2025 §4.3: vehicle off with speed above 5 km/h
     duplicate_memory: float = 7200.0  # s of realtime collection times remembered per VIN for duplicates
     require_info_types: bool = False  # 2025 §4.3: vehicle, location, alarm, voltages, temperatures, motor
+    hv_off_monitor: float = 3600.0  # 2025 §4.1: battery monitoring for 1 h after high voltage goes off
+    hv_off_report: float = 30.0  # … of which the last 30 s (59:30–60:00) are reported, at least 1 frame
+    hv_off_tolerance: float = 2.0  # s added on both sides of that window (sampling jitter)
+    window_timeout: float = 600.0  # s a logged-in VIN has to complete a past window before it is decided
 
 
 @dataclass
@@ -269,32 +273,62 @@ _NARROW_WORD = {0xFE: "0x00FE", 0xFF: "0x00FF"}  # a BYTE sentinel written into 
 _NARROW_DWORD = {0xFE: "0x000000FE", 0xFF: "0x000000FF", 0xFFFE: "0x0000FFFE", 0xFFFF: "0x0000FFFF"}
 
 
-def check_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Violation]:
-    """Sentinels of the wrong width (spec §3.3: FE/FF sized to the field), where the raw value cannot be a
-    real reading: currents (WORD, offset 1000 A / 2025 3000 A: raw 0x00FE = −974.6 A) and coordinates
-    (DWORD: raw 0x0000FFFF = 0.065535°)."""
-    out: list[Violation] = []
-    offset = 3000.0 if edition == Edition.E2025 else 1000.0
-    currents: list[tuple[str, float | Special]] = []
+def _offset_fields(edition: Edition, report: RealtimeReport) -> list[tuple[str, object, float, float, bool]]:
+    """(name, value, offset, scale, dword) of every offset-coded field of a report: physical value =
+    raw × scale − offset, so a raw value near 0 is the far negative end of the range."""
+    current = 3000.0 if edition == Edition.E2025 else 1000.0
+    out: list[tuple[str, object, float, float, bool]] = []
     vehicle = vehicle_block(report)
     if vehicle is not None:
-        currents.append(("vehicle.total_current", vehicle.total_current))
+        out.append(("vehicle.total_current", vehicle.total_current, current, 0.1, False))
     for b in report.blocks:
         if isinstance(b, CellVoltages) and not isinstance(b.subsystems, Special):
-            currents += [(f"voltages[{i}].current", r.current) for i, r in enumerate(b.subsystems)]
+            out += [(f"voltages[{i}].current", r.current, current, 0.1, False)
+                    for i, r in enumerate(b.subsystems)]
         elif isinstance(b, ParallelUnitVoltages) and not isinstance(b.packs, Special):
-            currents += [(f"packs[{i}].current", p.current) for i, p in enumerate(b.packs)]
-        elif isinstance(b, Location | Location2025):
+            out += [(f"packs[{i}].current", p.current, current, 0.1, False) for i, p in enumerate(b.packs)]
+        elif isinstance(b, DriveMotors) and not isinstance(b.motors, Special):
+            for i, m in enumerate(b.motors):
+                out += [(f"motors[{i}].speed", m.speed, 20000.0, 1.0, False),
+                        (f"motors[{i}].torque", m.torque, 2000.0, 0.1, False),
+                        (f"motors[{i}].controller_current", m.controller_current, 1000.0, 0.1, False)]
+        elif isinstance(b, DriveMotors2025) and not isinstance(b.motors, Special):
+            for i, m2 in enumerate(b.motors):
+                out += [(f"motors[{i}].speed", m2.speed, 32000.0, 1.0, False),
+                        (f"motors[{i}].torque", m2.torque, 20000.0, 0.1, True)]
+    return out
+
+
+def check_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Violation]:
+    """Sentinels of the wrong width (spec §3.3: FE/FF sized to the field, "use the sentinels of the
+    field's width"), flagged where the raw value cannot be a real reading:
+
+    * offset-coded fields (physical = raw × scale − offset), where a narrow sentinel lands on the far
+      negative end of the range: currents (raw 0x00FE = −974.6 A with the 1000 A offset, −2974.6 A with
+      2025's 3000 A), drive-motor speed (−19,746 r/min; 2025 −31,746 r/min), 2016 motor torque
+      (−1,974.6 N·m), 2016 motor controller current, 2025 DWORD motor torque (raw 0x0000FFFF = −13,446.5
+      N·m);
+    * coordinates (DWORD: raw 0x0000FFFF = 0.065535°, a point in the Gulf of Guinea, not in China).
+
+    Narrow sentinels in plain unsigned fields (speed 0x00FF = 25.5 km/h, mileage, voltages) are real
+    readings and are not flagged."""
+    out: list[Violation] = []
+    for b in report.blocks:
+        if isinstance(b, Location | Location2025):
             for name, value in (("longitude", b.longitude), ("latitude", b.latitude)):
                 if not isinstance(value, Special) and round(abs(value) * 1e6) in _NARROW_DWORD:
                     wire_value = _NARROW_DWORD[round(abs(value) * 1e6)]
                     out.append(Violation("sentinel_width", f"location.{name} is {wire_value}: a narrower "
                                                            "sentinel in a DWORD (want 0xFFFFFFFE/F)"))
-    for name, value in currents:
-        if not isinstance(value, Special) and round((value + offset) * 10) in _NARROW_WORD:
-            wire_value = _NARROW_WORD[round((value + offset) * 10)]
-            out.append(Violation("sentinel_width", f"{name} is {wire_value}: a BYTE sentinel in a WORD "
-                                                   "(want 0xFFFE/0xFFFF)"))
+    for name, reading, offset, scale, dword in _offset_fields(edition, report):
+        if not isinstance(reading, int | float):
+            continue
+        raw = round((reading + offset) / scale)
+        narrow = _NARROW_DWORD if dword else _NARROW_WORD
+        if raw in narrow:
+            want = "0xFFFFFFFE/F" if dword else "0xFFFE/0xFFFF"
+            kind = "narrower sentinel in a DWORD" if dword else "BYTE sentinel in a WORD"
+            out.append(Violation("sentinel_width", f"{name} is {narrow[raw]}: a {kind} (want {want})"))
     return out
 
 
@@ -377,18 +411,41 @@ def _alarm_2025(block: Alarm2025) -> list[Violation]:
     return out
 
 
-# =========================================================================== alarm window (offline)
+# =========================================================================== alarm window
 
 
-def alarm_window_gaps(samples: Iterable[tuple[datetime, int | None]], edition: Edition,
-                      limits: Limits) -> list[tuple[datetime, Violation]]:
-    """Seconds missing around level ≥ 3 alarms (spec §6 / 2025 §4.1), from every report of one VIN.
+@dataclass(frozen=True)
+class AlarmWindow:
+    """The data required around one level ≥ 3 fault point and what of it is missing."""
+
+    fault: datetime  # collection time of the fault point
+    level: int
+    start: datetime  # fault point − alarm_pre_seconds
+    end: datetime  # last required second (fault + post; 2025: until the alarm clears), capped at the data
+    missing: tuple[datetime, ...]
+
+    @property
+    def span(self) -> int:
+        return int((self.end - self.start).total_seconds()) + 1
+
+    def violation(self) -> Violation | None:
+        """``alarm_window_gap`` when seconds are missing, else None."""
+        if not self.missing:
+            return None
+        return Violation("alarm_window_gap",
+                         f"level {self.level} alarm at {self.fault.isoformat()}: {len(self.missing)} of "
+                         f"{self.span} seconds missing (first {self.missing[0].isoformat()})")
+
+
+def alarm_windows(samples: Iterable[tuple[datetime, int | None]], edition: Edition,
+                  limits: Limits) -> list[AlarmWindow]:
+    """Every level ≥ 3 alarm window of one VIN (spec §6 / 2025 §4.1), complete or not.
 
     ``samples``: (collection time, alarm level) of every realtime and reissue report. A fault point is a
     report with level ≥ 3 whose previous report (in collection time) had a lower level, or the first
     one. Required: every second from the fault point − ``alarm_pre_seconds`` to the fault point +
     ``alarm_post_seconds`` (2025: to the last second of the alarm if later), limited to the last second
-    the VIN has data for. Returns (fault point, violation) pairs.
+    the VIN has data for.
     """
     levels: dict[datetime, int] = {}
     for t, level in samples:
@@ -397,7 +454,7 @@ def alarm_window_gaps(samples: Iterable[tuple[datetime, int | None]], edition: E
         return []
     times = sorted(levels)
     last = times[-1]
-    out: list[tuple[datetime, Violation]] = []
+    out: list[AlarmWindow] = []
     one = timedelta(seconds=1)
     covered_until: datetime | None = None
     for i, t in enumerate(times):
@@ -420,22 +477,56 @@ def alarm_window_gaps(samples: Iterable[tuple[datetime, int | None]], edition: E
             if cur not in levels:
                 missing.append(cur)
             cur += one
-        if missing:
-            span = int((end - start).total_seconds()) + 1
-            out.append((t, Violation(
-                "alarm_window_gap",
-                f"level {levels[t]} alarm at {t.isoformat()}: {len(missing)} of {span} seconds missing "
-                f"(first {missing[0].isoformat()})",
-            )))
+        out.append(AlarmWindow(t, levels[t], start, end, tuple(missing)))
     return out
 
 
+def alarm_window_gaps(samples: Iterable[tuple[datetime, int | None]], edition: Edition,
+                      limits: Limits) -> list[tuple[datetime, Violation]]:
+    """(fault point, violation) of every incomplete alarm window (see ``alarm_windows``)."""
+    out: list[tuple[datetime, Violation]] = []
+    for w in alarm_windows(samples, edition, limits):
+        v = w.violation()
+        if v is not None:
+            out.append((w.fault, v))
+    return out
+
+
+# =========================================================================== 2025 post-HV-off window
+
+
+def power_on(report: RealtimeReport) -> bool | None:
+    """Whether a report shows high voltage on (vehicle started, or charging), off (stopped and not
+    charging), or None (no vehicle block, sentinels, other states: hold the previous state)."""
+    vehicle = vehicle_block(report)
+    if vehicle is None:
+        return None
+    vs, cs = vehicle.vehicle_state, vehicle.charging_state
+    if vs == VehicleState.STARTED or cs in (ChargingState.PARKED_CHARGING, ChargingState.DRIVING_CHARGING):
+        return True
+    if vs == VehicleState.STOPPED and cs in (ChargingState.NOT_CHARGING, ChargingState.CHARGING_COMPLETE):
+        return False
+    return None
+
+
+def hv_off_window(last_on: datetime, first_off: datetime, limits: Limits) -> tuple[datetime, datetime]:
+    """The collection times a 2025 post-HV-off report may carry (2025 §4.1: the 59:30–60:00 window after
+    high voltage went off). The platform only knows HV went off between the last "on" report and the
+    first "off" one, so the window spans both readings, widened by ``hv_off_tolerance``."""
+    tol = timedelta(seconds=limits.hv_off_tolerance)
+    start = last_on + timedelta(seconds=limits.hv_off_monitor - limits.hv_off_report) - tol
+    end = first_off + timedelta(seconds=limits.hv_off_monitor) + tol
+    return start, end
+
+
 __all__ = [
+    "AlarmWindow",
     "Limits",
     "VinState",
     "Violation",
     "alarm_level",
     "alarm_window_gaps",
+    "alarm_windows",
     "bad_bcc",
     "check_consistency",
     "check_info_types",
@@ -447,6 +538,8 @@ __all__ = [
     "check_silence",
     "check_time",
     "check_values",
+    "hv_off_window",
+    "power_on",
     "unit_counts",
     "vehicle_block",
 ]

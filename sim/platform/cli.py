@@ -52,6 +52,9 @@ def register(subparsers: Any) -> None:
                    help="configured realtime period (param 0x02, default 30 s)")
     s.add_argument("--max-latency", type=float, default=30.0, metavar="S",
                    help="realtime collection-to-receipt limit (default 30 s)")
+    s.add_argument("--window-timeout", type=float, default=600.0, metavar="S",
+                   help="decide an incomplete alarm / post-HV-off window this long after its end while the "
+                        "VIN is logged in (default 600 s; a logout decides at once)")
     s.add_argument("--require-info-types", action="store_true",
                    help="flag reports missing vehicle, location, alarm, voltage, temperature or motor data")
     s.add_argument("--no-json", action="store_true",
@@ -107,7 +110,7 @@ def run_serve(args: argparse.Namespace) -> int:
     host, port = _listen(args.listen)
     ack = {"time-only": ResponseForm.TIME_ONLY, "echo": ResponseForm.ECHO, "empty": ResponseForm.EMPTY}
     limits = dataclasses.replace(Limits(), report_period=args.report_period, max_latency=args.max_latency,
-                                 heartbeat_interval=args.heartbeat,
+                                 heartbeat_interval=args.heartbeat, window_timeout=args.window_timeout,
                                  require_info_types=args.require_info_types)
     config = ServerConfig(
         host=host, port=port, db_path=args.db, edition_reply=args.edition_reply, ack=ack[args.ack],
@@ -224,13 +227,18 @@ def _body(row: Any) -> Any:
 
 
 def conformance_summary(db_path: str, vin: str | None = None) -> dict[str, Any]:
-    """Per VIN: frames by command, realtime/reissue counts, coverage, violations by kind (stored ones
-    plus the alarm-window gaps computed over all realtime and reissue data)."""
+    """Per VIN: frames by command, realtime/reissue counts, coverage, violations by kind.
+
+    Violations are the stored ones (the server's decided alarm and post-HV-off windows included) plus,
+    for windows the server has not decided yet (still running, stopped, or a crash), the ones computed
+    here over all stored data: alarm windows of fault points without a decided ``windows`` row, and open
+    HV-off windows that ended before the VIN's last data with no report in them. A window is counted once.
+    """
     from collections import Counter
     from datetime import datetime
 
     from agent.protocol.model import Edition
-    from sim.platform.checks import Limits, alarm_window_gaps
+    from sim.platform.checks import Limits, alarm_windows
     from sim.platform.db import PlatformDB
 
     db = PlatformDB(db_path)
@@ -238,9 +246,13 @@ def conformance_summary(db_path: str, vin: str | None = None) -> dict[str, Any]:
         vins: dict[str, dict[str, Any]] = {}
         samples: dict[str, list[tuple[datetime, int | None]]] = {}
         editions: dict[str, int] = {}
-        for row in db.frames(vin):
-            v = vins.setdefault(row.vin, {"frames": Counter(), "realtime": 0, "reissue": 0,
+
+        def entry(name: str) -> dict[str, Any]:
+            return vins.setdefault(name, {"frames": Counter(), "realtime": 0, "reissue": 0,
                                           "violations": Counter()})
+
+        for row in db.frames(vin):
+            v = entry(row.vin)
             v["frames"][f"0x{row.command:02X}"] += 1
             if row.command in (2, 3) and row.response == 0xFE and row.collected and row.decodable:
                 v["realtime" if row.command == 2 else "reissue"] += 1
@@ -248,14 +260,37 @@ def conformance_summary(db_path: str, vin: str | None = None) -> dict[str, Any]:
                 samples.setdefault(row.vin, []).append((t, row.alarm_level))
                 editions[row.vin] = row.edition
         for _frame_id, fvin, kind, _reason in db.violations(vin):
-            vins.setdefault(fvin, {"frames": Counter(), "realtime": 0, "reissue": 0,
-                                   "violations": Counter()})["violations"][kind] += 1
-        gaps: list[dict[str, str]] = []
+            entry(fvin)["violations"][kind] += 1
+        gaps: list[dict[str, Any]] = []
+        hv_off: list[dict[str, Any]] = []
+        decided: dict[str, set[str]] = {}
+        for w in db.windows(vin):
+            if w.kind == "alarm" and w.status != "open":
+                decided.setdefault(w.vin, set()).add(w.at)
+                if w.status == "gap":
+                    gaps.append({"vin": w.vin, "fault": w.at, "reason": w.reason, "decided": True})
+            elif w.kind == "hv_off":
+                item = {"vin": w.vin, "off": w.at, "start": w.start_at, "end": w.end_at, "status": w.status,
+                        "reason": w.reason, "decided": w.status != "open"}
+                if w.status == "open":
+                    data = samples.get(w.vin, [])
+                    start, end = datetime.fromisoformat(w.start_at), datetime.fromisoformat(w.end_at)
+                    if any(start <= t <= end for t, _ in data):
+                        item["status"] = "complete"
+                    elif data and max(t for t, _ in data) > end:
+                        item["status"] = "gap"
+                        item["reason"] = f"HV off at {w.at}: no report collected in 59:30–60:00 after it"
+                        entry(w.vin)["violations"]["hv_off_window"] += 1
+                hv_off.append(item)
         for fvin, data in samples.items():
             edition = Edition.E2025 if editions.get(fvin) == 2025 else Edition.E2016
-            for fault, violation in alarm_window_gaps(data, edition, Limits()):
+            for window in alarm_windows(data, edition, Limits()):
+                violation = window.violation()
+                if violation is None or window.fault.isoformat() in decided.get(fvin, set()):
+                    continue
                 vins[fvin]["violations"][violation.kind] += 1
-                gaps.append({"vin": fvin, "fault": fault.isoformat(), "reason": violation.reason})
+                gaps.append({"vin": fvin, "fault": window.fault.isoformat(), "reason": violation.reason,
+                             "decided": False})
             seconds = {t for t, _ in data}
             span = int((max(seconds) - min(seconds)).total_seconds()) + 1
             vins[fvin]["coverage"] = {"seconds_with_data": len(seconds), "span_seconds": span,
@@ -265,6 +300,7 @@ def conformance_summary(db_path: str, vin: str | None = None) -> dict[str, Any]:
             "vins": {k: {**v, "frames": dict(v["frames"]), "violations": dict(v["violations"])}
                      for k, v in sorted(vins.items())},
             "alarm_window_gaps": gaps,
+            "hv_off_windows": hv_off,
             "violations": total,
         }
     finally:
@@ -290,6 +326,11 @@ def run_check(args: argparse.Namespace) -> int:
             viol = ", ".join(f"{k}={n}" for k, n in sorted(v["violations"].items()))
             print(f"  violations: {viol or 'none'}")
         for gap in summary["alarm_window_gaps"]:
-            print(f"alarm window gap {gap['vin']}: {gap['reason']}")
+            state = "" if gap["decided"] else " (not decided by the server: computed now)"
+            print(f"alarm window gap {gap['vin']}{state}: {gap['reason']}")
+        for w in summary["hv_off_windows"]:
+            if w["status"] in ("gap", "open"):
+                what = w["reason"] or f"{w['start']} … {w['end']}"
+                print(f"post-HV-off window {w['vin']} ({w['status']}): {what}")
         print(f"total violations: {summary['violations']}")
     return 1 if summary["violations"] else 0

@@ -45,6 +45,19 @@ CREATE TABLE IF NOT EXISTS violations (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS violations_frame ON violations (frame_id);
+CREATE TABLE IF NOT EXISTS windows (
+    id INTEGER PRIMARY KEY,
+    vin TEXT NOT NULL,
+    kind TEXT NOT NULL,             -- alarm (level >= 3 alarm window) | hv_off (2025 59:30-60:00 report)
+    frame_id INTEGER REFERENCES frames (id),  -- the fault-point frame / the first "off" report
+    at TEXT NOT NULL,               -- fault point / first "off" collection time, ISO 8601 UTC
+    start_at TEXT NOT NULL,         -- first collection time the window needs (alarm) or accepts (hv_off)
+    end_at TEXT NOT NULL,           -- last one
+    status TEXT NOT NULL,           -- open | complete | gap | cancelled (hv_off: HV back on before it)
+    decided_at TEXT,                -- server time of the decision (NULL while open)
+    reason TEXT                     -- why it was decided (logout, timeout, data) and what was missing
+);
+CREATE INDEX IF NOT EXISTS windows_vin ON windows (vin, kind, status);
 CREATE TABLE IF NOT EXISTS commands (
     id INTEGER PRIMARY KEY,
     vin TEXT NOT NULL,
@@ -82,6 +95,22 @@ class FrameRow:
     reply: str | None
     decodable: bool
     decoded: Any
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """One window obligation (see the ``windows`` table)."""
+
+    id: int
+    vin: str
+    kind: str
+    frame_id: int | None
+    at: str
+    start_at: str
+    end_at: str
+    status: str
+    decided_at: str | None
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -154,6 +183,71 @@ class PlatformDB:
         self.conn.execute("INSERT INTO violations (frame_id, vin, kind, reason, at) VALUES (?,?,?,?,?)",
                           (frame_id, vin, kind, reason, iso(at)))
 
+    # ---- windows (alarm windows, 2025 post-HV-off windows)
+
+    def add_window(self, vin: str, kind: str, frame_id: int | None, at: datetime, start: datetime,
+                   end: datetime, status: str = "open", reason: str | None = None,
+                   decided_at: datetime | None = None) -> int:
+        """Record one window obligation; returns its id."""
+        self._begin()
+        cur = self.conn.execute(
+            "INSERT INTO windows (vin, kind, frame_id, at, start_at, end_at, status, decided_at, reason)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (vin, kind, frame_id, iso(at), iso(start), iso(end), status,
+             iso(decided_at) if decided_at is not None else None, reason))
+        return int(cur.lastrowid or 0)
+
+    def update_window(self, window_id: int, *, status: str | None = None, reason: str | None = None,
+                      decided_at: datetime | None = None, at: datetime | None = None,
+                      frame_id: int | None = None, start: datetime | None = None) -> None:
+        """Change the given columns of a window row."""
+        sets: list[str] = []
+        args: list[Any] = []
+        for column, value in (("status", status), ("reason", reason), ("frame_id", frame_id),
+                              ("decided_at", iso(decided_at) if decided_at else None),
+                              ("at", iso(at) if at else None), ("start_at", iso(start) if start else None)):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                args.append(value)
+        if sets:
+            self._begin()
+            self.conn.execute(f"UPDATE windows SET {', '.join(sets)} WHERE id = ?", (*args, window_id))
+
+    def delete_window(self, window_id: int) -> None:
+        self._begin()
+        self.conn.execute("DELETE FROM windows WHERE id = ?", (window_id,))
+
+    def windows(self, vin: str | None = None, kind: str | None = None,
+                status: str | None = None) -> list[WindowRow]:
+        """Window rows, optionally filtered, in id order."""
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("vin", vin), ("kind", kind), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = ("SELECT id, vin, kind, frame_id, at, start_at, end_at, status, decided_at, reason FROM windows"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id")
+        return [WindowRow(*r) for r in self.conn.execute(sql, args)]
+
+    def report_samples(self, vin: str, since: datetime) -> list[tuple[datetime, int | None, int]]:
+        """(collection time, alarm level, frame id) of the VIN's decodable realtime and reissue reports
+        collected at or after ``since``, plus the last one before it, in collection-time order."""
+        base = ("SELECT collected, alarm_level, id FROM frames WHERE vin = ? AND command IN (2, 3)"
+                " AND response = 254 AND decodable = 1 AND collected IS NOT NULL")
+        text = iso(since)
+        rows = self.conn.execute(base + " AND collected < ? ORDER BY collected DESC LIMIT 1",
+                                 (vin, text)).fetchall()
+        rows += self.conn.execute(base + " AND collected >= ? ORDER BY collected", (vin, text)).fetchall()
+        return [(datetime.fromisoformat(c), level, fid) for c, level, fid in rows]
+
+    def has_report_between(self, vin: str, start: datetime, end: datetime) -> bool:
+        """Whether the VIN has a decodable realtime/reissue report collected in [start, end]."""
+        row = self.conn.execute(
+            "SELECT 1 FROM frames WHERE vin = ? AND command IN (2, 3) AND response = 254 AND decodable = 1"
+            " AND collected >= ? AND collected <= ? LIMIT 1", (vin, iso(start), iso(end))).fetchone()
+        return row is not None
+
     # ---- downlink commands
 
     def queue_command(self, vin: str, kind: str, args: Any) -> int:
@@ -223,4 +317,4 @@ def _command(row: tuple[Any, ...]) -> CommandRow:
                       json.loads(row[5]) if row[5] is not None else None)
 
 
-__all__ = ["FINAL_STATUSES", "SCHEMA", "CommandRow", "FrameRow", "PlatformDB", "iso"]
+__all__ = ["FINAL_STATUSES", "SCHEMA", "CommandRow", "FrameRow", "PlatformDB", "WindowRow", "iso"]

@@ -58,6 +58,7 @@ from agent.protocol.session import (
 from sim.platform import checks
 from sim.platform.checks import Limits, VinState, Violation
 from sim.platform.db import PlatformDB
+from sim.platform.windows import WindowTracker
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ class PlatformServer:
         self.wallclock = wallclock or (lambda: datetime.now(UTC))
         self.db = PlatformDB(config.db_path)
         self.states: dict[str, VinState] = {}
+        self.windows = WindowTracker(self.db, config.limits)
         self.online: dict[str, _Conn] = {}
         self.conns: set[_Conn] = set()
         self._ids = itertools.count(1)
@@ -374,6 +376,18 @@ class PlatformServer:
         for v in violations:
             log.info("violation %s (%s): %s", v.kind, vin, v.reason)
             self.db.add_violation(frame_id, vin, v.kind, v.reason, received)
+        if frame is not None:
+            self._track_windows(vin, frame_id, frame, events, level, received)
+
+    def _track_windows(self, vin: str, frame_id: int, frame: Frame, events: list[Event], level: int | None,
+                       received: datetime) -> None:
+        """Feed the alarm / post-HV-off windows (after the frame is stored: decisions query the DB)."""
+        for ev in events:
+            if isinstance(ev, ReportReceived):
+                self.windows.on_report(ev.vin, frame_id, frame.edition, ev.report, level, received)
+            elif isinstance(ev, VehicleLoggedOut):
+                t = getattr(frame.body, "time", None)
+                self.windows.on_logout(ev.vin, t if isinstance(t, datetime) else received, received)
 
     def _dispatch(self, conn: _Conn, events: list[Event], frame: Frame | None,
                   received: datetime | None) -> list[Violation]:
@@ -386,6 +400,7 @@ class PlatformServer:
                 out.append(v)
             if isinstance(ev, VehicleLoggedIn):
                 self.online[ev.vin] = conn
+                self.windows.logged_in(ev.vin, received or self.wallclock())
                 login_time = getattr(ev.login, "time", None) or received
                 if isinstance(login_time, datetime):
                     out += checks.check_login(self._state(ev.vin), login_time, ev.serial)
@@ -432,6 +447,8 @@ class PlatformServer:
         while True:
             try:
                 self._run_commands()
+                self.windows.on_tick(set(self.online), self.wallclock())
+                self.db.commit()
                 for conn in list(self.conns):  # write only: a peer that does not read must not stall this
                     data = conn.session.data_to_send()
                     if data and not conn.writer.is_closing():

@@ -168,3 +168,38 @@ def test_duplicate_memory_is_bounded() -> None:
     again = RealtimeReport(T + timedelta(seconds=99), ())
     assert _kinds(checks.check_report(state, Command.REALTIME, Edition.E2016, again, limits)) \
         == ["duplicate_realtime"]
+
+
+def _motor_2016(speed: bytes, torque: bytes = b"\x4e\x20", current: bytes = b"\x27\x10") -> RealtimeReport:
+    """A 2016 drive-motor block straight from the wire: count 1, motor 1, state 1, controller 50 °C …"""
+    from agent.protocol.codec import decode_info_blocks
+
+    data = bytes([0x02, 1, 1, 1, 90]) + speed + torque + bytes([90]) + b"\x0d\xac" + current
+    blocks, _ = decode_info_blocks(Edition.E2016, data)
+    return RealtimeReport(T, blocks)
+
+
+def test_narrow_sentinels_in_offset_fields_of_the_drive_motor() -> None:
+    found = checks.check_sentinel_widths(Edition.E2016, _motor_2016(b"\x00\xfe"))  # −19,746 r/min
+    assert _kinds(found) == ["sentinel_width"] and "motors[0].speed is 0x00FE" in found[0].reason
+    found = checks.check_sentinel_widths(Edition.E2016, _motor_2016(b"\x4e\x20", torque=b"\x00\xff"))
+    assert _kinds(found) == ["sentinel_width"] and "torque" in found[0].reason
+    found = checks.check_sentinel_widths(Edition.E2016, _motor_2016(b"\x4e\x20", current=b"\x00\xfe"))
+    assert _kinds(found) == ["sentinel_width"] and "controller_current" in found[0].reason
+    # real readings: 3000 r/min, 0 N·m, 0 A, and a reverse speed well inside what a motor does
+    assert checks.check_sentinel_widths(Edition.E2016, _motor_2016(b"\x55\xf0")) == []
+    assert checks.check_sentinel_widths(Edition.E2016, _motor_2016(b"\x4d\x58")) == []  # −200 r/min
+    # the right-width sentinel decodes to Special and is not a wrong width
+    assert checks.check_sentinel_widths(Edition.E2016, _motor_2016(b"\xff\xfe")) == []
+
+
+def test_narrow_sentinel_in_the_2025_dword_torque() -> None:
+    from agent.protocol.codec import decode_info_blocks
+
+    def motor(torque: bytes) -> RealtimeReport:  # 2025: speed offset 32000, DWORD torque offset 20000 N·m
+        data = bytes([0x02, 1, 1, 1, 90]) + (32000).to_bytes(2, "big") + torque + bytes([90])
+        return RealtimeReport(T, decode_info_blocks(Edition.E2025, data)[0])
+
+    found = checks.check_sentinel_widths(Edition.E2025, motor(b"\x00\x00\xff\xff"))  # −13,446.5 N·m
+    assert _kinds(found) == ["sentinel_width"] and "0x0000FFFF" in found[0].reason
+    assert checks.check_sentinel_widths(Edition.E2025, motor((200000).to_bytes(4, "big"))) == []
