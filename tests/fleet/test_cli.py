@@ -55,7 +55,8 @@ def test_fleet_cli_two_processes_summary(tmp_path: Path) -> None:
     con = sqlite3.connect(tmp_path / "p.db")
     try:
         vins = {v for (v,) in con.execute("SELECT DISTINCT vin FROM frames WHERE command = 2")}
-        realtime = con.execute("SELECT COUNT(*) FROM frames WHERE command = 2 AND response = 254").fetchone()[0]
+        sql = "SELECT COUNT(*) FROM frames WHERE command = 2 AND response = 254"
+        realtime = con.execute(sql).fetchone()[0]
     finally:
         con.close()
     assert len(vins) == 40  # the two shards did not overlap and covered the fleet
@@ -77,8 +78,8 @@ def test_fleet_cli_unreachable_platform_exits_1(tmp_path: Path, capsys: pytest.C
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "s.json"
-    rc = main(["fleet", "--vehicles", "3", "--target", f"127.0.0.1:{port}", "--seconds", "1.5", "--period", "1",
-               "--drain", "0.5", "--progress", "0", "--out", str(out)])
+    rc = main(["fleet", "--vehicles", "3", "--target", f"127.0.0.1:{port}", "--seconds", "1.5",
+               "--period", "1", "--drain", "0.5", "--progress", "0", "--out", str(out)])
     assert rc == 1
     s = json.loads(out.read_text())
     assert s["never_logged_in"] == 3
