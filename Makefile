@@ -37,6 +37,7 @@ bench: venv
 lint: venv
 	$(BIN)/ruff check agent sim tests
 	$(BIN)/mypy
+	$(BIN)/python board/micropython/tools/typecheck.py
 
 demo: venv
 	$(BIN)/tbox demo

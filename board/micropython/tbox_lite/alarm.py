@@ -7,9 +7,15 @@ engine there is no debounce, no SOC-jump or pack over/under-voltage rule: see do
 A metric that is invalid keeps the level it had.
 """
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: no typing module; annotations live in comments
+    TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 def _metric(name, snap):
-    # type: (str, dict) -> float | None
+    # type: (str, dict[str, Any]) -> Any
     v = snap["vehicle"]
     e = snap["extremes"]
     if name == "soc":
@@ -43,12 +49,12 @@ class Alarms:
     """Keeps the threshold levels between samples (hysteresis)."""
 
     def __init__(self, table):
-        # type: (object) -> None
+        # type: (Any) -> None
         self.rules = getattr(table, "THRESHOLDS", ())
         self.levels = [0] * len(self.rules)
 
     def update(self, snap):
-        # type: (dict) -> tuple[int, int]
+        # type: (dict[str, Any]) -> tuple[int, int]
         """(highest level 0..3, flags DWORD) of ``snap``."""
         flags = 0
         top = 0

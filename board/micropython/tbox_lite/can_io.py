@@ -1,51 +1,83 @@
 """CAN input adapters: ``recv() -> (key, data, stamp) | None`` without blocking.
 
 ``key`` is the CAN id with bit 31 set for a 29-bit id (the table's ``ROUTES`` keys), ``stamp`` the
-receive time in seconds on the terminal's clock. A test shim replaces this with recorded frames.
+receive time in seconds on the terminal's clock (``clock()``). Both adapters filter in hardware to
+the table's ids where the controller can. A test shim replaces them with recorded frames.
 """
+
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: no typing module; annotations live in comments
+    TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
+
+EXTENDED = 0x80000000
+FLAG_EXT_ID = 2  # machine.CAN.FLAG_EXT_ID
 
 
 class MachineCan:
-    """``machine.CAN`` (or ``pyb.CAN``) in normal mode, filtered to the table's CAN ids if it can be.
-
-    ``bus`` is the opened CAN object; ``clock()`` returns the current time in seconds.
-    """
+    """``machine.CAN`` (MicroPython >= 1.25 API: ``recv() -> (id, data, flags, errors)``)."""
 
     def __init__(self, bus, clock, ids=None):
-        # type: (object, object, object) -> None
+        # type: (Any, Callable[[], float], Iterable[int] | None) -> None
+        self.bus = bus
+        self.clock = clock
+        self.errors = 0
+        filters = None
+        if ids is not None:
+            filters = []
+            for key in ids:
+                if key & EXTENDED:
+                    filters.append((key & 0x1FFFFFFF, 0x1FFFFFFF, FLAG_EXT_ID))
+                else:
+                    filters.append((key, 0x7FF, 0))
+        try:
+            bus.set_filters(filters)
+        except (ValueError, OSError):  # more ids than filter banks: receive everything
+            bus.set_filters(None)
+
+    def recv(self):
+        # type: () -> tuple[int, bytes, float] | None
+        try:
+            msg = self.bus.recv()
+        except OSError:
+            self.errors += 1
+            return None
+        if msg is None:
+            return None
+        ident, data, flags = msg[0], msg[1], msg[2]
+        key = ident | EXTENDED if flags & FLAG_EXT_ID else ident
+        return key, bytes(data), self.clock()
+
+
+class PybCan:
+    """``pyb.CAN`` (STM32 boards): FIFO 0, LIST16 filter banks of 4 standard ids."""
+
+    def __init__(self, bus, clock, ids=None):
+        # type: (Any, Callable[[], float], Iterable[int] | None) -> None
         self.bus = bus
         self.clock = clock
         self.errors = 0
         if ids is not None:
-            self._filters(ids)
-
-    def _filters(self, ids):
-        # type: (object) -> None
-        bus = self.bus
-        setfilter = getattr(bus, "setfilter", None)
-        if setfilter is None:
-            return
-        std = [i for i in ids if not i & 0x80000000]  # type: ignore[attr-defined]
-        try:  # pyb.CAN: LIST16 banks of 4 ids; stop quietly where the port differs
-            for bank in range(0, len(std), 4):
-                group = (std[bank:bank + 4] + std[bank:bank + 1] * 4)[:4]
-                setfilter(bank // 4, 1, 0, group)  # bank, CAN.LIST16, FIFO 0
-        except (TypeError, ValueError, OSError, AttributeError):
-            pass
+            std = [i for i in ids if not i & EXTENDED]
+            try:
+                for bank in range(0, len(std), 4):
+                    group = (std[bank:bank + 4] + std[bank:bank + 1] * 4)[:4]
+                    bus.setfilter(bank // 4, bus.LIST16, 0, group)
+            except (ValueError, OSError):
+                pass  # fewer banks than needed: the table ignores unknown ids anyway
 
     def recv(self):
         # type: () -> tuple[int, bytes, float] | None
         bus = self.bus
         try:
-            if not bus.any(0):  # type: ignore[attr-defined]
+            if not bus.any(0):
                 return None
-            msg = bus.recv(0, timeout=0)  # type: ignore[attr-defined]
+            msg = bus.recv(0, timeout=0)
         except OSError:
             self.errors += 1
             return None
-        ident, extended = msg[0], msg[1]
-        data = bytes(msg[-1])
-        if len(msg) < 5:  # older pyb.CAN: (id, rtr, fmi, data), standard ids only
-            extended = False
-        key = ident | 0x80000000 if extended else ident
-        return key, data, self.clock()  # type: ignore[operator]
+        extended = len(msg) >= 5 and msg[1] is True  # (id, extended, rtr, fmi, data) since 1.20
+        key = msg[0] | EXTENDED if extended else msg[0]
+        return key, bytes(msg[-1]), self.clock()

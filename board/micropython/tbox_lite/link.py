@@ -11,6 +11,13 @@ try:
 except ImportError:  # very old ports
     import usocket as socket  # type: ignore[no-redef]
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: no typing module; annotations live in comments
+    TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
 
 class SocketLink:
     """TCP client; ``connect_timeout`` in seconds."""
@@ -92,7 +99,7 @@ class UartModemLink:
     """
 
     def __init__(self, uart, host, port, sleep_ms, ticks_ms, apn="", timeout_ms=10000):
-        # type: (object, str, int, object, object, str, int) -> None
+        # type: (Any, str, int, Callable[[int], Any], Callable[[], Any], str, int) -> None
         self.uart = uart
         self.host = host
         self.port = port
@@ -106,14 +113,14 @@ class UartModemLink:
         # type: (str, bytes, int | None) -> bytes | None
         """Send an AT command; the response up to ``expect``, None on ERROR or timeout."""
         uart = self.uart
-        while uart.any():  # type: ignore[attr-defined]
-            uart.read()  # type: ignore[attr-defined]
-        uart.write(line.encode() + b"\r\n")  # type: ignore[attr-defined]
+        while uart.any():
+            uart.read()
+        uart.write(line.encode() + b"\r\n")
         limit = self.timeout_ms if timeout_ms is None else timeout_ms
-        start = self.ticks_ms()  # type: ignore[operator]
+        start = self.ticks_ms()
         got = b""
-        while self.ticks_ms() - start < limit:  # type: ignore[operator]
-            chunk = uart.read()  # type: ignore[attr-defined]
+        while self.ticks_ms() - start < limit:
+            chunk = uart.read()  # type: bytes | None
             if chunk:
                 got += chunk
                 if expect in got:
@@ -121,7 +128,7 @@ class UartModemLink:
                 if b"ERROR" in got:
                     return None
             else:
-                self.sleep_ms(10)  # type: ignore[operator]
+                self.sleep_ms(10)
         return None
 
     def iccid(self):
@@ -157,14 +164,14 @@ class UartModemLink:
         # type: (bytes) -> bool
         if not self.up:
             return False
-        self.uart.write(data)  # type: ignore[attr-defined]
+        self.uart.write(data)
         return True
 
     def read(self):
         # type: () -> bytes
         if not self.up:
             raise OSError("modem link down")
-        data = self.uart.read()  # type: ignore[attr-defined]
+        data = self.uart.read()
         if data and b"CLOSED" in data:
             self.up = False
             raise OSError("modem reported CLOSED")
@@ -173,8 +180,8 @@ class UartModemLink:
     def close(self):
         # type: () -> None
         if self.up:
-            self.sleep_ms(1100)  # type: ignore[operator]  # guard time around the escape sequence
-            self.uart.write(b"+++")  # type: ignore[attr-defined]
-            self.sleep_ms(1100)  # type: ignore[operator]
+            self.sleep_ms(1100)  # guard time around the escape sequence
+            self.uart.write(b"+++")
+            self.sleep_ms(1100)
             self.command("AT+CIPCLOSE", b"OK", 2000)
         self.up = False

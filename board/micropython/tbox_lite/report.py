@@ -8,6 +8,12 @@ a negative speed is sent as its magnitude; an unknown gear is neutral.
 """
 
 import struct
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: no typing module; annotations live in comments
+    TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 INV = None
 _BEIJING = 8 * 3600
@@ -65,7 +71,7 @@ def _flag(value):
 
 
 def vehicle_2016(v):
-    # type: (dict) -> bytes
+    # type: (dict[str, Any]) -> bytes
     """0x01 whole-vehicle data (type byte + 20 bytes)."""
     speed = v.get("speed")
     if isinstance(speed, (int, float)) and speed < 0:
@@ -102,7 +108,7 @@ def vehicle_2016(v):
 
 
 def motors_2016(motors):
-    # type: (list) -> bytes
+    # type: (list[Any]) -> bytes
     """0x02 drive motors (type byte, count, 12 bytes per motor); b"" without motors."""
     if not motors:
         return b""
@@ -123,7 +129,7 @@ def motors_2016(motors):
 
 
 def location_2016(position):
-    # type: (tuple | None) -> bytes
+    # type: (tuple[float, float, bool] | None) -> bytes
     """0x05 location from (longitude, latitude, valid) or None (invalid fix, invalid coordinates)."""
     if position is None:
         return struct.pack(">BBII", 0x05, 0x01, 0xFFFFFFFF, 0xFFFFFFFF)
@@ -150,7 +156,7 @@ def _number_250(value):
 
 
 def extremes_2016(e, subsystems):
-    # type: (dict, int) -> bytes
+    # type: (dict[str, Any], int) -> bytes
     """0x06 extreme values from the BMS's mapped extremes; b"" when none is mapped."""
     if not e:
         return b""
@@ -175,7 +181,7 @@ def extremes_2016(e, subsystems):
 
 
 def alarm_2016(level, flags, ress, motor):
-    # type: (int, int, list, list) -> bytes
+    # type: (int, int, list[int], list[int]) -> bytes
     """0x07 alarm data: level, flags, RESS and motor fault codes (≤ 252 each), no engine/other codes."""
     ress = ress[:252]
     motor = motor[:252]
@@ -189,7 +195,7 @@ def alarm_2016(level, flags, ress, motor):
 
 
 def realtime_2016(utc_seconds, snap, level, flags, position, subsystems):
-    # type: (int, dict, int, int, tuple | None, int) -> bytes
+    # type: (int, dict[str, Any], int, int, tuple[float, float, bool] | None, int) -> bytes
     """The realtime data unit (0x02 / 0x03): time + blocks in type order."""
     parts = [time_bytes(utc_seconds)]
     parts.append(vehicle_2016(snap["vehicle"]))

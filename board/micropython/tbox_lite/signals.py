@@ -7,6 +7,12 @@ A field whose frame is missing, stale or too short, or whose raw value is an SNA
 the counter/checksum checks.
 """
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: no typing module; annotations live in comments
+    TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 CONST = 0
 NUMBER = 1
 CODED = 2
@@ -44,13 +50,13 @@ class Signals:
     """Frame slots + the table's rules -> snapshot dicts (``None`` = invalid)."""
 
     def __init__(self, table):
-        # type: (object) -> None
+        # type: (Any) -> None
         self.table = table
         if getattr(table, "FORMAT", None) != 1:
             raise ValueError("signal table format " + str(getattr(table, "FORMAT", None)) + ", want 1")
-        self.routes = table.ROUTES  # type: ignore[attr-defined]
-        self.specs = table.SIGNALS  # type: ignore[attr-defined]
-        count = len(table.GROUPS)  # type: ignore[attr-defined]
+        self.routes = table.ROUTES
+        self.specs = table.SIGNALS
+        count = len(table.GROUPS)
         self.data = [b""] * count  # type: list[bytes]
         self.stamp = [0.0] * count  # type: list[float]
         self.seen = bytearray(count)
@@ -85,7 +91,7 @@ class Signals:
     # -- decoding
 
     def value(self, index):
-        # type: (int) -> float | int | None
+        # type: (int) -> Any
         """Physical value of table signal ``index`` at the sampling time, None when invalid."""
         spec = self.specs[index]
         group = spec[0]
@@ -105,7 +111,7 @@ class Signals:
         return raw
 
     def raw_of(self, index, physical):
-        # type: (int, float | int) -> int
+        # type: (int, float | int) -> Any
         spec = self.specs[index]
         scale, offset = spec[5], spec[6]
         if scale == 1 and offset == 0:
@@ -113,7 +119,7 @@ class Signals:
         return round((physical - offset) / scale)
 
     def rule(self, rule):
-        # type: (tuple) -> object
+        # type: (tuple[Any, ...]) -> Any
         kind = rule[0]
         if kind == CONST:
             return rule[1]
@@ -132,7 +138,7 @@ class Signals:
         return x != 0  # BOOL_SIGNAL
 
     def _expr(self, terms):
-        # type: (tuple) -> bool | None
+        # type: (tuple[Any, ...]) -> bool | None
         """OR of ANDs, three-valued: a decided term wins over an undecidable one (None)."""
         unknown = False
         present = False
@@ -180,14 +186,14 @@ class Signals:
         return None if unknown or not present else False
 
     def _fields(self, rules):
-        # type: (dict) -> dict
+        # type: (dict[str, Any]) -> dict[str, Any]
         out = {}
         for name in rules:
             out[name] = self.rule(rules[name])
         return out
 
     def _codes(self, name, sources):
-        # type: (str, tuple) -> list[int]
+        # type: (str, tuple[Any, ...]) -> list[int]
         codes = []  # type: list[int]
         for src in sources:
             x = self.value(src[0])
@@ -216,12 +222,12 @@ class Signals:
         return codes
 
     def sample(self, now):
-        # type: (float) -> dict
+        # type: (float) -> dict[str, Any]
         """The snapshot at ``now`` (the frames' clock, s): vehicle, motors, extremes, faults, codes."""
         self._now = now
         t = self.table
         motors = []
-        for number, optional, groups, rules in t.MOTORS:  # type: ignore[attr-defined]
+        for number, optional, groups, rules in t.MOTORS:
             if optional:
                 seen = False
                 for g in groups:
@@ -232,16 +238,16 @@ class Signals:
                     continue
             motors.append((number, self._fields(rules)))
         faults = []
-        for bit, level, rule in t.FAULTS:  # type: ignore[attr-defined]
+        for bit, level, rule in t.FAULTS:
             if self.rule(rule) is True:
                 faults.append((bit, level))
         codes = {}
-        for name in t.CODES:  # type: ignore[attr-defined]
-            codes[name] = self._codes(name, t.CODES[name])  # type: ignore[attr-defined]
+        for name in t.CODES:
+            codes[name] = self._codes(name, t.CODES[name])
         return {
-            "vehicle": self._fields(t.VEHICLE),  # type: ignore[attr-defined]
+            "vehicle": self._fields(t.VEHICLE),
             "motors": motors,
-            "extremes": self._fields(t.EXTREMES),  # type: ignore[attr-defined]
+            "extremes": self._fields(t.EXTREMES),
             "faults": faults,
             "codes": codes,
         }

@@ -20,6 +20,36 @@ from tbox_lite import report
 from tbox_lite.alarm import Alarms
 from tbox_lite.signals import Signals
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: no typing module; annotations live in comments
+    TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Protocol
+
+    class CanInput(Protocol):
+        """can_io.MachineCan / can_io.PybCan or a test shim."""
+
+        def recv(self) -> "tuple[int, bytes, float] | None": ...
+
+    class Link(Protocol):
+        """link.SocketLink / link.UartModemLink or a test shim."""
+
+        def open(self) -> bool: ...
+        def write(self, data: bytes) -> bool: ...
+        def read(self) -> bytes: ...
+        def close(self) -> None: ...
+
+    class Store(Protocol):
+        """ring.Ring."""
+
+        @property
+        def capacity(self) -> int: ...
+        def __len__(self) -> int: ...
+        def push(self, record: bytes) -> None: ...
+        def peek(self) -> "bytes | None": ...
+        def pop(self) -> None: ...
+
 REALTIME = 0x02
 REISSUE = 0x03
 LOGIN = 0x01
@@ -46,10 +76,10 @@ class Terminal:
     """One vehicle's lite terminal (2016 edition)."""
 
     def __init__(self, table, can, link, ring, clock, vin, iccid, options=None):
-        # type: (object, object, object, object, object, bytes, bytes, dict | None) -> None
+        # type: (Any, CanInput, Link, Store, Callable[[], float], bytes, bytes, dict[str, Any] | None) -> None
         if len(vin) != 17:
             raise ValueError("VIN must be 17 bytes")
-        self.opts = dict(DEFAULTS)
+        self.opts = dict(DEFAULTS)  # type: dict[str, Any]
         if options:
             self.opts.update(options)
         self.table = table
@@ -64,7 +94,7 @@ class Terminal:
         self.iccid = iccid
         self.framer = wire.Framer(1024)
         self.state = DOWN
-        self.position = None  # type: tuple | None
+        self.position = None  # type: tuple[float, float, bool] | None
         self.serial = 0
         self.level = 0
         self.flags = 0
@@ -94,11 +124,11 @@ class Terminal:
         # type: (int, bytes) -> bool
         frame = wire.build_frame(2016, command, 0xFE, self.vin, 0x01, data)
         try:
-            ok = self.link.write(frame)  # type: ignore[attr-defined]
+            ok = self.link.write(frame)
         except OSError:
             ok = False
         if ok:
-            self._last_tx = self.clock()  # type: ignore[operator]
+            self._last_tx = self.clock()
             return True
         self._drop_link()
         return False
@@ -108,12 +138,12 @@ class Terminal:
         if self.state != DOWN:
             self.link_failures += 1
         try:  # noqa: SIM105 - MicroPython has no contextlib
-            self.link.close()  # type: ignore[attr-defined]
+            self.link.close()
         except OSError:
             pass
         self.state = DOWN
         self.framer = wire.Framer(1024)
-        self._next_connect = self.clock() + self.opts["retry_s"]  # type: ignore[operator]
+        self._next_connect = self.clock() + self.opts["retry_s"]
 
     def _login_serial(self, now):
         # type: (float) -> int
@@ -142,7 +172,7 @@ class Terminal:
             if now < self._next_connect:
                 return
             try:
-                opened = self.link.open()  # type: ignore[attr-defined]
+                opened = self.link.open()
             except OSError:
                 opened = False
             if not opened:
@@ -156,7 +186,7 @@ class Terminal:
             self._send(LOGIN, report.login_2016(int(now), self.serial, self.iccid, self.subsystems))
             return
         try:
-            data = self.link.read()  # type: ignore[attr-defined]
+            data = self.link.read()
         except OSError:
             self._drop_link()
             return
@@ -192,29 +222,29 @@ class Terminal:
         if self.state == ONLINE and self._send(REALTIME, body):
             self.sent_realtime += 1
             return
-        if len(body) > self.ring.capacity:  # type: ignore[attr-defined]
+        if len(body) > self.ring.capacity:
             self.dropped += 1
             return
-        self.ring.push(body)  # type: ignore[attr-defined]
+        self.ring.push(body)
         self.stored += 1
 
     def _drain(self):
         # type: () -> None
         for _ in range(self.opts["reissue_per_poll"]):
-            record = self.ring.peek()  # type: ignore[attr-defined]
+            record = self.ring.peek()
             if record is None:
                 return
             if not self._send(REISSUE, record):
                 return
-            self.ring.pop()  # type: ignore[attr-defined]
+            self.ring.pop()
             self.sent_reissue += 1
 
     def poll(self):
         # type: () -> None
         """One pass of the main loop (see the module docstring)."""
-        now = self.clock()  # type: ignore[operator]
+        now = self.clock()
         put = self.signals.put
-        recv = self.can.recv  # type: ignore[attr-defined]
+        recv = self.can.recv
         for _ in range(self.opts["max_frames"]):
             frame = recv()
             if frame is None:
@@ -227,7 +257,7 @@ class Terminal:
             self._record(self._next_tick)
             self._next_tick += 1
         if self.state == ONLINE:
-            if len(self.ring):  # type: ignore[arg-type]
+            if len(self.ring):
                 self._drain()
             elif now - self._last_tx >= self.opts["heartbeat_s"]:
                 self._send(HEARTBEAT, b"")
@@ -236,9 +266,9 @@ class Terminal:
         # type: () -> None
         """Vehicle logout (0x04) when online, then close the link."""
         if self.state == ONLINE:
-            self._send(LOGOUT, report.logout_2016(int(self.clock()), self.serial))  # type: ignore[operator]
+            self._send(LOGOUT, report.logout_2016(int(self.clock()), self.serial))
         try:  # noqa: SIM105 - MicroPython has no contextlib
-            self.link.close()  # type: ignore[attr-defined]
+            self.link.close()
         except OSError:
             pass
         self.state = DOWN
