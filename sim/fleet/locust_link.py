@@ -305,16 +305,22 @@ class VehicleLink:
             self._heartbeat = _Pending(now, len(data), threading.Event())
         return len(data)
 
-    def _recv(self, wait: float) -> bytes | None:
-        """Up to 64 KiB, None when nothing came within ``wait`` s, b"" at end of stream."""
+    def _readable(self, wait: float) -> bool:
+        """True when a read will find data (or the end of the stream) within ``wait`` s."""
+        sock = self._sock
+        if sock is None:
+            return True
+        if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
+            return True
+        readable, _, _ = select.select([sock], [], [], wait)
+        return bool(readable)
+
+    def _recv_locked(self) -> bytes | None:
+        """Up to 64 KiB; None when nothing is there after all, b"" at the end of the stream. Called with
+        the lock held, so a TLS read never runs beside a TLS write on the same SSL object."""
         sock = self._sock
         if sock is None:
             return b""
-        ready = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-        if not ready:
-            readable, _, _ = select.select([sock], [], [], wait)
-            if not readable:
-                return None
         try:
             return sock.recv(_READ_SIZE)
         except (ssl.SSLWantReadError, BlockingIOError, TimeoutError):
@@ -327,13 +333,18 @@ class VehicleLink:
             now = self.clock()
             wait = MAX_POLL_S if deadline is None else min(MAX_POLL_S, max(0.0, deadline - now))
             try:
-                data = self._recv(wait)
-            except (OSError, ValueError, ssl.SSLError) as exc:  # ValueError: closed under our feet
+                ready = self._readable(wait)
+            except (OSError, ValueError) as exc:  # ValueError: closed under our feet
                 with self._lock:
                     self._link_lost_locked(f"read failed: {exc}")
                 return
             with self._lock:
                 if self._closing:
+                    return
+                try:
+                    data = self._recv_locked() if ready else None
+                except (OSError, ValueError, ssl.SSLError) as exc:
+                    self._link_lost_locked(f"read failed: {exc}")
                     return
                 if data == b"":
                     self._link_lost_locked("the platform closed the link")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import subprocess
 import sys
 import threading
@@ -22,10 +23,12 @@ import pytest
 from agent.errors import ConfigError
 from agent.protocol.model import Edition
 from agent.protocol.session import ClientTiming, TerminalConfig, next_serial
+from agent.uplink.tcp import TlsConfig
 from sim.fleet.lite import LiteVehicle, iccid_for, vin_for
 from sim.fleet.locust_link import ClockSeededSerialStore, Outcome, Target, VehicleLink, parse_target
 from sim.fleet.locust_options import Settings, SlotAllocator, Stage, parse_stages, stage_at
 from sim.platform.server import PlatformServer, ServerConfig
+from tests.uplink.test_tcp_tls import make_pki
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0
@@ -79,12 +82,14 @@ def platform_factory(tmp_path: Path) -> Iterator[Callable[..., Platform]]:
 
 
 def make_link(port: int, record: list[Outcome], *, index: int = 0, require_ack: bool = True,
-              heartbeat: float | None = None, reply_timeout: float = 5.0) -> VehicleLink:
+              heartbeat: float | None = None, reply_timeout: float = 5.0,
+              ssl_context: ssl.SSLContext | None = None) -> VehicleLink:
     timing = ClientTiming(heartbeat_interval=heartbeat, login_timeout=reply_timeout,
                           reply_timeout=reply_timeout, max_resends=0, max_login_attempts=1)
     config = TerminalConfig(vin_for(index, "LTBOXLNK"), Edition.E2016, iccid=iccid_for(index), timing=timing)
-    return VehicleLink(Target("127.0.0.1", port), config, record.append, require_ack=require_ack,
-                       serial_store=ClockSeededSerialStore(), connect_timeout=WAIT)
+    return VehicleLink(Target("127.0.0.1", port, ssl_context is not None), config, record.append,
+                       require_ack=require_ack, serial_store=ClockSeededSerialStore(), connect_timeout=WAIT,
+                       ssl_context=ssl_context)
 
 
 def a_report(vin: str, offset: float = 0.0) -> Any:
@@ -185,6 +190,29 @@ def test_refused_login_is_a_failure(platform_factory: Callable[..., Platform], t
     assert not link.connect()
     assert got[0].name == "login" and got[0].error is not None and "refused" in got[0].error
     link.close()
+
+
+def test_mutual_tls(platform_factory: Callable[..., Platform], tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    platform = platform_factory(reply_realtime=True, tls_cert=str(pki["server"]),
+                                tls_key=str(tmp_path / "server.key"), tls_client_ca=str(pki["ca"]))
+    ctx = TlsConfig(ca_file=pki["ca"], cert_file=pki["client"], key_file=tmp_path / "client.key").context()
+    got: list[Outcome] = []
+    link = make_link(platform.port, got, index=7, ssl_context=ctx, heartbeat=0.2)
+    assert link.connect()
+    for k in range(3):
+        assert link.send_realtime(a_report(link.vin, float(k))).ok
+    wait_until(lambda: any(o.name == "heartbeat" for o in got))
+    link.close()
+    assert all(o.ok for o in got), got
+    assert platform.commands(link.vin)[:4] == [0x01, 0x02, 0x02, 0x02]
+
+    wrong = TlsConfig(ca_file=pki["other"], cert_file=pki["client"], key_file=tmp_path / "client.key")
+    refused: list[Outcome] = []
+    other = make_link(platform.port, refused, index=8, ssl_context=wrong.context())
+    assert not other.connect()
+    assert refused[0].name == "login" and refused[0].error is not None and "CERTIFICATE" in refused[0].error
+    other.close()
 
 
 # ---- options, targets, slots, serials
