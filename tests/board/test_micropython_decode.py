@@ -1,0 +1,270 @@
+"""The lite firmware's signal decoding (board/micropython/tbox_lite/signals.py) against the CPython
+sampler, on random payloads: Motorola and Intel byte order, signed signals, 29-bit ids, scale/offset,
+SNA codes, value maps, expressions and multiplexed pages. Run in CPython (many cases) and under the
+real MicroPython interpreter (the same cases' snapshots, printed as JSON)."""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.boardgen import EXTREME_KEYS, MOTOR_KEYS, VEHICLE_KEYS, compile_table
+from agent.canbus.mapping import CompiledMapping, load_mapping, loads_mapping
+from agent.canbus.sampler import Sampler
+from agent.errors import MappingError
+from agent.protocol.model import Special
+
+ROOT = Path(__file__).resolve().parents[2]
+BOARD = ROOT / "board" / "micropython"
+MPY = ROOT / ".cache/micropython/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
+RUNNER = Path(__file__).with_name("micropython") / "run.mjs"
+VENDOR = ROOT / "tests" / "canbus" / "data" / "vendor_ev.toml"
+NOW = 0.05
+
+#: extremes from multiplexed pages of tbox_ev.dbc (cell voltages and probes), signed checks via expressions
+MUX_MAPPING = """
+dbc = "tbox_ev.dbc"
+[vehicle]
+total_voltage = { signal = "BMS_PackVoltage" }
+total_current = { signal = "BMS_PackCurrent" }
+gear = { signal = "VCU_Gear", map = { P = "park", R = "reverse", N = "neutral", D = "drive" } }
+[extremes]
+max_cell_voltage = { signal = "BMS_Cell001_V" }
+min_cell_voltage = { signal = "BMS_Cell095_V" }
+max_temperature = { signal = "BMS_Temp01" }
+min_temperature = { signal = "BMS_Temp17" }
+max_cell_voltage_index = { signal = "BMS_MaxCellVoltageIdx" }
+[faults]
+cell_overvoltage = 'BMS_Cell004_V > 4.2 and BMS_Temp09 >= 20'
+insulation = 'BMS_InsulationRes < 500 or BMS_Cell050_V <= 3.0'
+"""
+
+
+def _vendor() -> CompiledMapping:
+    text = VENDOR.read_text()
+    text = text[: text.index("[checks.")]  # random payloads cannot pass its CRC; checks are not in the table
+    return loads_mapping(text, path=VENDOR)
+
+
+def _mux() -> CompiledMapping:
+    return loads_mapping(MUX_MAPPING, path=ROOT / "dbc" / "mux_test.toml")
+
+
+def _module(mapping: CompiledMapping, name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+    exec(compile(compile_table(mapping), name, "exec"), module.__dict__)
+    return module
+
+
+def _cases(mapping: CompiledMapping, count: int, seed: int) -> list[list[tuple[int, str]]]:
+    """Random frame sets: every mapped CAN id (each mux page of a multiplexed one) with random bytes."""
+    rng = random.Random(seed)
+    cases = []
+    for _ in range(count):
+        frames = []
+        for g in mapping.groups:
+            data = bytearray(rng.randbytes(8))
+            if g.mux is not None:
+                message = mapping.database.get_message_by_name(g.message)
+                mux_sig = next(s for s in message.signals if s.is_multiplexer and not s.multiplexer_ids)
+                _insert(data, mux_sig, g.mux)
+            if rng.random() < 0.1:  # now and then a short frame
+                data = data[: rng.randint(1, 7)]
+            if rng.random() < 0.05:  # or an SNA value everywhere
+                data = bytearray(b"\xff" * len(data))
+            frames.append((g.frame_id, bytes(data).hex()))
+        rng.shuffle(frames)
+        cases.append(frames)
+    return cases
+
+
+def _insert(data: bytearray, signal: Any, value: int) -> None:
+    """Write the raw ``value`` of ``signal`` into ``data`` (DBC bit numbering, either byte order)."""
+    pos = signal.start
+    big = signal.byte_order != "little_endian"
+    bits = [(value >> (signal.length - 1 - i)) & 1 for i in range(signal.length)]  # msb first
+    if not big:
+        bits.reverse()  # Intel: lsb at the start bit, upwards
+    for bit in bits:
+        byte, offset = divmod(pos, 8)
+        data[byte] = (data[byte] & ~(1 << offset)) | (bit << offset)
+        if big:
+            pos = pos + 15 if offset == 0 else pos - 1
+        else:
+            pos += 1
+
+
+def _plain(value: Any) -> Any:
+    if value is Special.INVALID or value is None:
+        return None
+    if value is Special.ABNORMAL:
+        return 0xFE
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, enum.Enum):
+        return int(value.value)
+    return value
+
+
+def _reference(mapping: CompiledMapping, frames: list[tuple[int, str]]) -> dict[str, Any]:
+    cache = mapping.new_cache()
+    for key, data in frames:
+        cache.put(key, bytes.fromhex(data), 0.0)
+    s = Sampler(mapping, cache).sample(NOW)
+    from agent.report.snapshot import FAULT_FIELDS
+
+    return {
+        "vehicle": {k: _plain(v) for k, v in s.vehicle.items() if k in VEHICLE_KEYS},
+        "motors": [
+            [m.number, {k: _plain(v) for k, v in m.values.items() if k in MOTOR_KEYS}] for m in s.motors
+        ],
+        "extremes": {k: _plain(v) for k, v in s.extremes.items() if k in EXTREME_KEYS},
+        "faults": sorted(FAULT_FIELDS[k] for k, v in s.faults.items() if v is True),
+        "codes": {k: list(v) for k, v in s.fault_codes.items() if k in ("ress", "motor")},
+    }
+
+
+def _normal(snap: dict[str, Any]) -> dict[str, Any]:
+    """The firmware's snapshot in the reference's shape (tuples as lists, fault bits only)."""
+    return {
+        "vehicle": dict(snap["vehicle"]),
+        "motors": [[n, dict(f)] for n, f in snap["motors"]],
+        "extremes": dict(snap["extremes"]),
+        "faults": sorted(bit for bit, _level in snap["faults"]),
+        "codes": {k: list(v) for k, v in snap["codes"].items()},
+    }
+
+
+def _same(got: Any, want: Any) -> bool:
+    if isinstance(want, dict):
+        if not isinstance(got, dict) or got.keys() != want.keys():
+            return False
+        return all(_same(got[k], want[k]) for k in want)
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(map(_same, got, want))
+    if isinstance(want, float) or isinstance(got, float):
+        if isinstance(got, bool) or isinstance(want, bool) or got is None or want is None:
+            return False
+        return abs(got - want) <= 1e-9 * max(1.0, abs(want))
+    return bool(got == want) and type(got) is type(want)
+
+
+def _firmware_cpython() -> Any:
+    sys.path.insert(0, str(BOARD))
+    try:
+        from tbox_lite.signals import Signals
+    finally:
+        sys.path.remove(str(BOARD))
+    return Signals
+
+
+@pytest.mark.parametrize("which", ["vendor", "mux", "tbox_ev"])
+def test_firmware_decode_matches_the_sampler_in_cpython(which: str) -> None:
+    if which == "tbox_ev":
+        text = (ROOT / "dbc" / "tbox_ev.toml").read_text()
+        mapping = loads_mapping(text[: text.index("[checks.")], path=ROOT / "dbc" / "tbox_ev.toml")
+    else:
+        mapping = _vendor() if which == "vendor" else _mux()
+    signals_cls = _firmware_cpython()
+    table = _module(mapping, "tbox_table")
+    for frames in _cases(mapping, 150, seed=7):
+        signals = signals_cls(table)
+        for key, data in frames:
+            signals.put(key, bytes.fromhex(data), 0.0)
+        got = _normal(signals.sample(NOW))
+        want = _reference(mapping, frames)
+        assert _same(got, want), (frames, got, want)
+
+
+def test_stale_frames_are_invalid_and_unknown_ids_counted() -> None:
+    mapping = _mux()
+    signals = _firmware_cpython()(_module(mapping, "tbox_table"))
+    frames = _cases(mapping, 1, seed=3)[0]
+    for key, data in frames:
+        signals.put(key, bytes.fromhex(data), 0.0)
+    signals.put(0x7FF, b"\x00" * 8, 0.0)
+    assert signals.unknown == 1
+    late = signals.sample(100.0)
+    assert all(v is None for v in late["vehicle"].values())
+    assert all(v is None for v in late["extremes"].values())
+
+
+def test_compile_rejects_a_bad_edition_and_names_it() -> None:
+    with pytest.raises(MappingError, match="edition"):
+        compile_table(load_mapping(ROOT / "dbc" / "tbox_ev.toml"), 2019)
+
+
+def test_board_compile_cli_writes_a_loadable_table(tmp_path: Path) -> None:
+    from agent.cli import main
+
+    out = tmp_path / "tbox_table.py"
+    rc = main(["board", "compile", "--mapping", str(ROOT / "dbc" / "tbox_ev.toml"), "--out", str(out)])
+    assert rc == 0
+    module: dict[str, Any] = {}
+    exec(compile(out.read_text(), str(out), "exec"), module)
+    assert module["FORMAT"] == 1 and module["EDITION"] == 2016
+    assert set(module["ROUTES"]) >= {0x100, 0x120}  # VCU_VehicleStatus, BMS_PackStatus
+    assert main(["board", "compile", "--mapping", str(tmp_path / "missing.toml"), "--out", str(out)]) == 1
+    assert main(["board", "compile", "--mapping", str(ROOT / "dbc" / "tbox_ev.toml"),
+                 "--out", str(tmp_path / "no" / "dir" / "t.py")]) == 1
+
+
+@pytest.mark.micropython
+def test_firmware_decode_matches_the_sampler_under_micropython(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None or not MPY.exists():
+        if os.environ.get("CI"):
+            pytest.fail("node or the MicroPython package is missing: `make tools` should have installed them")
+        pytest.skip("node or MicroPython package missing; run `make tools`")
+    stage = tmp_path / "board"
+    (stage / "tbox_lite").mkdir(parents=True)
+    for name in ("__init__.py", "signals.py"):
+        shutil.copy(BOARD / "tbox_lite" / name, stage / "tbox_lite" / name)
+    files = ["tbox_lite/__init__.py", "tbox_lite/signals.py"]
+    expected = {}
+    for which, mapping in (("vendor", _vendor()), ("mux", _mux())):
+        (stage / f"table_{which}.py").write_text(compile_table(mapping))
+        cases = _cases(mapping, 40, seed=11)
+        (stage / f"cases_{which}.json").write_text(json.dumps(cases))
+        files += [f"table_{which}.py", f"cases_{which}.json"]
+        expected[which] = [_reference(mapping, frames) for frames in cases]
+    script = tmp_path / "decode.py"
+    script.write_text(
+        "import json, sys\n"
+        "from tbox_lite.signals import Signals\n"
+        "print('IMPL', sys.implementation.name)\n"
+        "for which in ('vendor', 'mux'):\n"
+        "    table = __import__('table_' + which)\n"
+        "    with open('/cases_' + which + '.json') as f:\n"
+        "        cases = json.load(f)\n"
+        "    for frames in cases:\n"
+        "        s = Signals(table)\n"
+        "        for key, data in frames:\n"
+        "            s.put(key, bytes.fromhex(data), 0.0)\n"
+        "        print('SNAP', which, json.dumps(s.sample(0.05)))\n"
+    )
+    result = subprocess.run(
+        [node, str(RUNNER), str(MPY), str(script), str(stage), *files],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "IMPL micropython" in result.stdout
+    got: dict[str, list[Any]] = {"vendor": [], "mux": []}
+    for line in result.stdout.splitlines():
+        if line.startswith("SNAP "):
+            _, which, text = line.split(" ", 2)
+            got[which].append(_normal(json.loads(text)))
+    for which in ("vendor", "mux"):
+        assert len(got[which]) == len(expected[which])
+        for g, w in zip(got[which], expected[which], strict=True):
+            assert _same(g, w), (which, g, w)
