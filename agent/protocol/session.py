@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import struct
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -77,6 +77,7 @@ PLATFORM_ADDRESS_PARAMETERS = frozenset(
 _DEDUPE_SIZE = 64
 _DECODE_BUGS = (ValueError, IndexError, KeyError, TypeError, struct.error)
 _UPLOAD_TRACK_LIMIT = 4096
+_MAX_BARRIERS = 16  # unanswered heartbeats tracked as delivery barriers
 
 
 class SessionStateError(TboxError):
@@ -540,6 +541,10 @@ class ClientTiming:
     calibration_retry_interval: float = 60.0  # after a 0x02 reply to time calibration
     wait_logout_reply: bool = True
     activation_timeout: float = 60.0
+    #: a heartbeat goes out after this many uploads awaiting silent confirmation (0: never). Its reply
+    #: proves every upload written before it: the platform reads one connection in order, so an error
+    #: reply to any of them would have come first (docs/session.md "Delivery barrier")
+    barrier_after: int = 100
 
     def retry_interval(self, edition: Edition) -> float:
         if self.login_retry_interval is not None:
@@ -596,6 +601,7 @@ class _Upload:
     failures: int = 0
     confirm_at: float | None = None
     resend_at: float | None = None
+    seq: int = 0  # output order of its last transmission (delivery barrier)
 
 
 class _Base:
@@ -725,6 +731,10 @@ class _ClientSession(_Base):
         self.heartbeat_misses = 0
         self._logout_deadline: float | None = None
         self._uploads: OrderedDict[tuple[int, str, datetime], _Upload] = OrderedDict()
+        self._seq = 0  # uploads written so far (incl. resends)
+        #: _seq when each unanswered heartbeat was written, oldest first (replies come in order)
+        self._barriers: deque[int] = deque()
+        self._since_barrier = 0  # uploads awaiting silent confirmation written after the last heartbeat
 
     # ---- state queries
 
@@ -801,6 +811,8 @@ class _ClientSession(_Base):
     def _drop_uploads(self) -> list[Event]:
         events: list[Event] = [UploadUnconfirmed(u.command, u.time, u.vin) for u in self._uploads.values()]
         self._uploads.clear()
+        self._barriers.clear()  # replies to heartbeats of a lost link never come
+        self._since_barrier = 0
         return events
 
     # ---- login
@@ -878,11 +890,41 @@ class _ClientSession(_Base):
             log.warning("a %s with the same time is already pending; tracking the newer one", command.name)
             del self._uploads[key]
         confirm_at = now + self.timing.reply_timeout
-        self._uploads[key] = _Upload(command, target, body.time, data, confirm_at=confirm_at)
+        self._seq += 1
+        self._uploads[key] = _Upload(command, target, body.time, data, confirm_at=confirm_at, seq=self._seq)
         events: list[Event] = []
         while len(self._uploads) > _UPLOAD_TRACK_LIMIT:  # never silently: the store keeps the oldest
             _, old = self._uploads.popitem(last=False)
             events.append(UploadUnconfirmed(old.command, old.time, old.vin))
+        self._since_barrier += 1
+        if self.timing.barrier_after and self._since_barrier >= self.timing.barrier_after:
+            self._send_heartbeat(now)
+        return events
+
+    def _send_heartbeat(self, now: float) -> None:
+        """Write a heartbeat unless one is outstanding; its reply is also a delivery barrier."""
+        if self._heartbeat_deadline is not None or len(self._barriers) >= _MAX_BARRIERS:
+            return
+        self._emit(self._frame(Command.HEARTBEAT, Empty()))
+        self._last_sent = now
+        self._heartbeat_deadline = now + self.timing.reply_timeout
+        self._barriers.append(self._seq)
+        self._since_barrier = 0
+
+    def _heartbeat_reply(self, now: float) -> list[Event]:
+        """Every upload written before the heartbeat and not answered with an error got through; a
+        barrier chain ends with the first heartbeat after which nothing more was uploaded."""
+        self._heartbeat_deadline = None
+        if not self._barriers:
+            return []
+        barrier = self._barriers.popleft()  # a lost reply makes later ones prove less, never more
+        events: list[Event] = []
+        for key, up in list(self._uploads.items()):
+            if up.seq <= barrier and up.confirm_at is not None:
+                del self._uploads[key]
+                events.append(UploadDelivered(up.command, up.time, False, up.vin))
+        if self._since_barrier and self.timing.barrier_after and self.state is ClientState.ONLINE:
+            self._send_heartbeat(now)
         return events
 
     def _find_upload(self, command: int, vin: str, body: object) -> _Upload | None:
@@ -1002,9 +1044,7 @@ class _ClientSession(_Base):
                 return events
         due = self._heartbeat_due()
         if due is not None and now >= due:
-            self._emit(self._frame(Command.HEARTBEAT, Empty()))
-            self._last_sent = now
-            self._heartbeat_deadline = now + self.timing.reply_timeout
+            self._send_heartbeat(now)
         return events
 
     def _tick_uploads(self, now: float) -> list[Event]:
@@ -1016,6 +1056,8 @@ class _ClientSession(_Base):
             elif up.resend_at is not None and now >= up.resend_at:
                 self._out += up.data
                 self._last_sent = now
+                self._seq += 1
+                up.seq = self._seq
                 up.resend_at = None
                 up.confirm_at = now + self.timing.reply_timeout
                 log.info("resent %s (failure %d)", up.command, up.failures)
@@ -1047,8 +1089,7 @@ class _ClientSession(_Base):
         if cmd in (Command.REALTIME, Command.REISSUE):
             return self._upload_reply(frame, now)
         if cmd == Command.HEARTBEAT:
-            self._heartbeat_deadline = None
-            return []
+            return self._heartbeat_reply(now)
         if cmd == self.logout_command:
             if self.state is ClientState.LOGGING_OUT:
                 return self._finish_logout(frame.response == ResponseFlag.SUCCESS)

@@ -417,8 +417,10 @@ class TcpUplink(UplinkBase):
             if not data:
                 self._end("closed")
                 return
-            self._prove()  # the platform is alive and answering after their silent window
             self._handle(self.session.receive_data(data, self.clock()))
+            # the platform is alive and answering: silent deliveries so far are proven (a heartbeat
+            # reply has just proven the uploads written before it, see ClientTiming.barrier_after)
+            self._prove()
             self._flush_out()
 
     async def _timer_loop(self) -> None:

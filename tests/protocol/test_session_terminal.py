@@ -454,6 +454,56 @@ def test_silence_means_delivered_after_the_reply_timeout() -> None:
     assert rig.at(30) == [UploadDelivered(Command.REALTIME, report.time, False, VIN)]
 
 
+def test_heartbeat_after_barrier_after_uploads_proves_those_written_before_it() -> None:
+    rig = Rig(heartbeat_interval=None, barrier_after=3)
+    rig.login()
+    reports = [rig.report(-10 + i) for i in range(5)]
+    for r in reports[:3]:
+        rig.term.send_reissue(r, rig.now)
+    sent = rig.sent()
+    assert [f.command for f in sent] == [Command.REISSUE] * 3 + [Command.HEARTBEAT]
+    # an error reply to the second one (it comes before the heartbeat reply: one connection, in order)
+    rejected = rig.feed(Command.REISSUE, ResponseFlag.ERROR, TimeOnly(reports[1].time))
+    assert isinstance(rejected[0], UploadRejected)
+    rig.term.send_reissue(reports[3], rig.now)  # written after the heartbeat: not covered by it
+    events = rig.feed(Command.HEARTBEAT, ResponseFlag.SUCCESS)
+    assert [e for e in events if isinstance(e, UploadDelivered)] == [
+        UploadDelivered(Command.REISSUE, reports[0].time, False, VIN),
+        UploadDelivered(Command.REISSUE, reports[2].time, False, VIN),
+    ]
+    # something was uploaded while the heartbeat was out: the chain goes on with one more barrier
+    assert [f.command for f in rig.sent()] == [Command.REISSUE, Command.HEARTBEAT]
+    events = rig.feed(Command.HEARTBEAT, ResponseFlag.SUCCESS)
+    assert events == [UploadDelivered(Command.REISSUE, reports[3].time, False, VIN)]
+    assert rig.sent() == []  # nothing new: the chain ends
+    assert rig.term.pending_uploads == 1  # the rejected one waits for its resend
+
+
+def test_barrier_heartbeats_lost_with_the_link_prove_nothing_later() -> None:
+    rig = Rig(heartbeat_interval=None, barrier_after=2)
+    rig.login()
+    a, b = rig.report(-2), rig.report(-1)
+    rig.term.send_reissue(a, rig.now)
+    rig.term.send_reissue(b, rig.now)
+    assert [f.command for f in rig.sent()][-1] == Command.HEARTBEAT
+    lost = rig.term.connection_lost(rig.now)
+    assert len([e for e in lost if isinstance(e, UploadUnconfirmed)]) == 2
+    rig.login()
+    c = rig.report(0)
+    rig.term.send_reissue(c, rig.now)
+    rig.sent()
+    assert rig.feed(Command.HEARTBEAT, ResponseFlag.SUCCESS) == []  # a stale reply: proves nothing
+    assert rig.term.pending_uploads == 1
+
+
+def test_no_barrier_when_disabled() -> None:
+    rig = Rig(heartbeat_interval=None, barrier_after=0)
+    rig.login()
+    for i in range(150):
+        rig.term.send_reissue(rig.report(-200 + i), rig.now)
+    assert {f.command for f in rig.sent()} == {Command.REISSUE}
+
+
 def test_replies_match_by_time() -> None:
     rig = Rig(heartbeat_interval=None)
     rig.login()
