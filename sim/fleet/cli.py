@@ -127,8 +127,8 @@ def _emit(summary: dict[str, Any], out: str | None) -> None:
 
 def _ok(summary: dict[str, Any]) -> bool:
     r = summary["reports"]
-    return summary["never_logged_in"] == 0 and r["dropped"] == r["backlog"] == r["in_flight"] == 0 \
-        and r["unaccounted"] == 0
+    lost = int(r["dropped"]) + int(r["backlog"]) + int(r["in_flight"]) + abs(int(r["unaccounted"]))
+    return int(summary["never_logged_in"]) == 0 and lost == 0
 
 
 def run(args: argparse.Namespace) -> int:

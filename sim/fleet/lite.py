@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from agent.protocol.model import (
     Alarm,
@@ -76,8 +76,6 @@ DRIVE, PARK, CHARGE, COMPLETE = 0, 1, 2, 3
 _MASK64: Final = (1 << 64) - 1
 _TEMPLATES: Final = 16
 _ROUTE: Route | None = None
-_CELL_TEMPLATES: dict[tuple[int, int], tuple[float, ...]] = {}
-_PROBE_TEMPLATES: dict[tuple[int, int], tuple[float, ...]] = {}
 
 
 def _route() -> Route:
@@ -97,19 +95,49 @@ def _splitmix(x: int) -> tuple[int, float]:
     return x, (z >> 11) / float(1 << 53)
 
 
-def _template(cache: dict[tuple[int, int], tuple[float, ...]], n: int, k: int, spread: float,
-              salt: int) -> tuple[float, ...]:
-    key = (n, k)
-    got = cache.get(key)
-    if got is None:
+class _Spread:
+    """Fixed per-cell (mV) or per-probe (°C) integer offsets shared by many vehicles, with the argmax/argmin
+    precomputed (the order of ``base + offset`` does not depend on the base) and a bounded cache of the
+    value tuples by base, so a report costs no per-cell arithmetic when the base repeats."""
+
+    __slots__ = ("_cache", "_scale", "hi", "lo", "offsets", "total")
+
+    def __init__(self, n: int, k: int, spread: int, salt: int, scale: int) -> None:
         state = salt * 1000003 + k * 7919 + n
         values = []
         for _ in range(n):
             state, u = _splitmix(state)
-            values.append((u - 0.5) * 2.0 * spread)
-        mean = sum(values) / n
-        got = tuple(v - mean for v in values)  # zero mean: the cells still sum to the pack voltage
-        cache[key] = got
+            values.append(round((u - 0.5) * 2.0 * spread))
+        self.offsets = tuple(values)
+        self.total = sum(values)
+        self.hi = values.index(max(values))
+        self.lo = values.index(min(values))
+        self._scale = scale
+        self._cache: dict[int, tuple[Any, ...]] = {}
+
+    def values(self, base: int) -> tuple[Any, ...]:
+        got = self._cache.get(base)
+        if got is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            if self._scale == 1:
+                got = tuple(base + o for o in self.offsets)
+            else:
+                scale = float(self._scale)
+                got = tuple((base + o) / scale for o in self.offsets)
+            self._cache[base] = got
+        return got
+
+
+_CACHE_LIMIT: Final = 1024
+_SPREADS: dict[tuple[int, int, int], _Spread] = {}
+
+
+def _spread(kind: int, n: int, k: int) -> _Spread:
+    got = _SPREADS.get((kind, n, k))
+    if got is None:
+        cells = kind == 0
+        got = _SPREADS[(kind, n, k)] = _Spread(n, k, 4 if cells else 2, kind + 1, 1000 if cells else 1)
     return got
 
 
@@ -170,8 +198,8 @@ class LiteVehicle:
         self.n_probes = n_probes
         self._rng = (seed * 0x2545F4914F6CDD1D + 12345) & _MASK64
         k = self._uniform(0, _TEMPLATES - 0.001)
-        self._cells_off = _template(_CELL_TEMPLATES, n_cells, int(k), 0.004, 1)
-        self._probe_off = _template(_PROBE_TEMPLATES, n_probes, int(k), 1.5, 2)
+        self._cells_off = _spread(0, n_cells, int(k))
+        self._probe_off = _spread(1, n_probes, int(k))
         self.elapsed = 0.0
         self.distance = self._uniform(0.0, _route().length_m)
         self.mileage = self._uniform(500.0, 60000.0)
@@ -290,11 +318,12 @@ class LiteVehicle:
             raise ValueError("report time must be timezone-aware (UTC)")
         t = t.replace(microsecond=0)
         e25 = self.edition is Edition.E2025
-        base = ocv(self.soc) - self.current * CELL_R_OHM
-        cells = tuple(round(base + off, 3) for off in self._cells_off)
-        pack_v = round(sum(cells), 1)
+        spread, probes = self._cells_off, self._probe_off
+        base_mv = round((ocv(self.soc) - self.current * CELL_R_OHM) * 1000.0)
+        cells: tuple[float, ...] = spread.values(base_mv)
+        pack_v = round((base_mv * self.n_cells + spread.total) / 1000.0, 1)  # the sum of the cells
         current = round(self.current, 1)
-        temps = tuple(round(self.pack_temp + off) for off in self._probe_off)
+        temps: tuple[int, ...] = probes.values(round(self.pack_temp))
         driving = self.mode == DRIVE
         charging = self.mode == CHARGE
         state = VehicleState.STARTED if driving else VehicleState.STOPPED
@@ -330,7 +359,8 @@ class LiteVehicle:
             blocks.append(ParallelUnitVoltages((PackVoltages(1, pack_v, current, cells),)))
         else:
             blocks.append(Location(LocationStatus(0), lon, lat))
-            blocks.append(_extremes(cells, temps))
+            blocks.append(Extremes(1, spread.hi + 1, cells[spread.hi], 1, spread.lo + 1, cells[spread.lo],
+                                   1, probes.hi + 1, temps[probes.hi], 1, probes.lo + 1, temps[probes.lo]))
             flags = GeneralAlarmFlag.INSULATION if self.alarm else GeneralAlarmFlag(0)
             blocks.append(Alarm(AlarmLevel(self.alarm), flags))
             blocks.append(CellVoltages((SubsystemVoltages(1, pack_v, current, len(cells), 1, cells),)))
@@ -363,15 +393,6 @@ class LiteVehicle:
             return Alarm2025(AlarmLevel(self.alarm), GeneralAlarmFlag.INSULATION,
                              flag_levels=(FlagLevel(bit, AlarmLevel(self.alarm)),))
         return Alarm2025(AlarmLevel.NONE, GeneralAlarmFlag(0))
-
-
-def _extremes(cells: tuple[float, ...], temps: tuple[int, ...]) -> Extremes:
-    vmax = max(range(len(cells)), key=cells.__getitem__)
-    vmin = min(range(len(cells)), key=cells.__getitem__)
-    tmax = max(range(len(temps)), key=temps.__getitem__)
-    tmin = min(range(len(temps)), key=temps.__getitem__)
-    return Extremes(1, vmax + 1, cells[vmax], 1, vmin + 1, cells[vmin], 1, tmax + 1, temps[tmax], 1, tmin + 1,
-                    temps[tmin])
 
 
 __all__ = ["SCENARIOS", "LiteVehicle", "iccid_for", "ocv", "vin_for"]
