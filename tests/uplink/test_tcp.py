@@ -244,6 +244,28 @@ def test_outage_then_recovery_everything_in_order_as_reissue(tmp_path: Path) -> 
     asyncio.run(asyncio.wait_for(main(), 40))
 
 
+def test_silent_platform_backlog_is_proven_by_barrier_heartbeats_not_the_timeout(tmp_path: Path) -> None:
+    """A 2,000-record backlog against an Annex B (silent) platform with a 60 s response timeout: the
+    heartbeat barriers prove the records long before any timeout could; none is lost or sent twice."""
+    slow = ClientTiming(heartbeat_interval=60.0, reply_timeout=60.0, login_timeout=5.0)
+
+    async def main() -> None:
+        platform = Platform()
+        await platform.start()
+        uplink = make_uplink(tmp_path, platform.port, timing=slow, reissue_rate=1e5, proof_timeout_s=600.0)
+        for i in range(2000):  # collected while offline
+            submit(uplink, i)
+        uplink.store.flush()
+        async with running(uplink):
+            await until(lambda: uplink.store.pending() == 0, timeout=50.0, what="backlog drained and proven")
+        reissue = platform.times(Command.REISSUE)
+        assert reissue == [T0 + timedelta(seconds=i) for i in range(2000)]  # in order, each once
+        assert uplink.stats.unproven == 0 and uplink.stats.acknowledged == 0
+        await platform.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
 def test_error_replies_resend_three_times_then_keep_for_reissue(tmp_path: Path) -> None:
     async def main() -> None:
         platform = Platform()
