@@ -18,6 +18,8 @@ usage: sudo board/rpi/install.sh --profile PROFILE [options]
   --boot-config FILE    config.txt to edit, relative to the prefix (default: /boot/firmware/config.txt,
                         else /boot/config.txt)
   --no-venv             do not create/update the venv /opt/tbox/venv
+  --extras LIST         tbox extras installed into the venv (default: mqtt; add sim for the simulator:
+                        mqtt,sim)
   --venv                create/update the venv even under --prefix
   --no-apt              do not apt-get install missing packages (can-utils, python3-venv)
   --list-profiles       list the profiles and exit
@@ -38,6 +40,7 @@ DATA_BITRATE=2000000
 RESTART_MS=100
 BOOT_CONFIG=
 VENV=auto
+EXTRAS=mqtt
 APT=yes
 
 need_arg() { if [ "$#" -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
@@ -54,6 +57,7 @@ while [ "$#" -gt 0 ]; do
         --restart-ms) need_arg "$@"; RESTART_MS=$2; shift 2 ;;
         --boot-config) need_arg "$@"; BOOT_CONFIG=$2; shift 2 ;;
         --no-venv) VENV=no; shift ;;
+        --extras) need_arg "$@"; EXTRAS=$2; shift 2 ;;
         --venv) VENV=yes; shift ;;
         --no-apt) APT=no; shift ;;
         --list-profiles) exec "$PY" "$HERE/rpi_profile.py" list ;;
@@ -69,6 +73,9 @@ case $NAME in
 esac
 is_pos "$BITRATE" || die "--bitrate must be a positive integer (got '$BITRATE')"
 is_pos "$DATA_BITRATE" || die "--data-bitrate must be a positive integer"
+case $EXTRAS in
+    *[!a-z,]*) die "--extras is a comma-separated list such as mqtt,sim (got '$EXTRAS')" ;;
+esac
 is_uint "$RESTART_MS" || die "--restart-ms must be a non-negative integer (got '$RESTART_MS')"
 [ -d "$PREFIX" ] || die "--prefix $PREFIX is not a directory"
 R=$(cd "$PREFIX" && pwd)
@@ -210,8 +217,10 @@ fi
 [ "$VENV" = auto ] && VENV=$LIVE
 if [ "$VENV" = yes ]; then
     [ -x "$R/opt/tbox/venv/bin/python" ] || "$PY" -m venv "$R/opt/tbox/venv"
-    say "installing tbox from $SRC into $R/opt/tbox/venv"
-    "$R/opt/tbox/venv/bin/python" -m pip install --quiet --upgrade "$SRC"
+    spec=$SRC
+    if [ -n "$EXTRAS" ]; then spec="${SRC}[${EXTRAS}]"; fi
+    say "installing $spec into $R/opt/tbox/venv"
+    "$R/opt/tbox/venv/bin/python" -m pip install --quiet --upgrade "$spec"
 fi
 if [ "$LIVE" = yes ] && command -v systemctl >/dev/null 2>&1; then
     systemctl daemon-reload

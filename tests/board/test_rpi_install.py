@@ -244,3 +244,34 @@ def test_shellcheck() -> None:
     proc = subprocess.run(["shellcheck", "-s", "sh", str(INSTALL)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_venv_step_with_a_recording_python(root: Path, tmp_path: Path) -> None:
+    """--venv under a prefix: `python -m venv` once, then pip installs the source tree with the extras.
+    The python is a stand-in that records what it is asked (no network, no real venv)."""
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "python"
+    fake.write_text(f"""#!/bin/sh
+if [ "$1" = -m ] && [ "$2" = venv ]; then
+    mkdir -p "$3/bin"
+    printf '#!/bin/sh\\necho "venv-python $*" >> {log}\\n' > "$3/bin/python"
+    chmod +x "$3/bin/python"
+    echo "make-venv $3" >> {log}
+    exit 0
+fi
+exec {sys.executable} "$@"
+""")
+    fake.chmod(0o755)
+    env = {**os.environ, "TBOX_PYTHON": str(fake)}
+    for _ in range(2):
+        proc = subprocess.run(["sh", str(INSTALL), "--prefix", str(root), "--venv", "--extras", "mqtt,sim",
+                               "--profile", "mcp2515-16mhz"], capture_output=True, text=True, timeout=60,
+                              env=env)
+        assert proc.returncode == 0, proc.stderr
+    calls = log.read_text().splitlines()
+    assert calls == [f"make-venv {root}/opt/tbox/venv",
+                     f"venv-python -m pip install --quiet --upgrade {ROOT}[mqtt,sim]",
+                     f"venv-python -m pip install --quiet --upgrade {ROOT}[mqtt,sim]"]
+    proc = subprocess.run(["sh", str(INSTALL), "--prefix", str(root), "--extras", "mqtt;rm", "--profile",
+                           "mcp2515-16mhz"], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2 and "--extras is a comma-separated list" in proc.stderr
