@@ -31,14 +31,19 @@ from agent.pipeline import AgentPipeline
 from agent.protocol.codec import decode_frame
 from agent.protocol.model import (
     Alarm,
+    Alarm2025,
     Command,
     DriveMotors,
+    DriveMotors2025,
     Edition,
     Extremes,
     Location,
+    Location2025,
     RealtimeReport,
     VehicleData,
+    VehicleData2025,
     VehicleLogin,
+    VehicleLogin2025,
 )
 from agent.report.alarms import AlarmState
 from agent.report.builder import build_report
@@ -82,7 +87,7 @@ def _node() -> str:
     return node
 
 
-def _stage(tmp: Path) -> tuple[Path, list[str], dict[str, Any]]:
+def _stage(tmp: Path, edition: int) -> tuple[Path, list[str], dict[str, Any]]:
     """The board's filesystem: firmware, wire.py, the generated table, recorded frames, params."""
     stage = tmp / "board"
     for rel in FIRMWARE:
@@ -92,7 +97,7 @@ def _stage(tmp: Path) -> tuple[Path, list[str], dict[str, Any]]:
         (stage / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, stage / rel)
     mapping = load_mapping(MAPPING)
-    table = compile_table(mapping, 2016)
+    table = compile_table(mapping, edition)
     (stage / "tbox_table.py").write_text(table)
     namespace: dict[str, Any] = {}
     exec(compile(table, "tbox_table.py", "exec"), namespace)
@@ -113,14 +118,14 @@ def _stage(tmp: Path) -> tuple[Path, list[str], dict[str, Any]]:
     (stage / "params.json").write_text(json.dumps(params))
     shutil.copy(HERE / "shim.py", stage / "shim.py")
     files = [*FIRMWARE, *PROTOCOL, "tbox_table.py", "frames.bin", "params.json"]
-    return stage, files, {"messages": messages, "mapping": mapping}
+    return stage, files, {"messages": messages, "mapping": mapping, "edition": edition}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=[2016, 2025])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     node = _node()
     tmp = tmp_path_factory.mktemp("mpy_firmware")
-    stage, files, extra = _stage(tmp)
+    stage, files, extra = _stage(tmp, request.param)
     result = subprocess.run(
         [node, str(HERE / "run.mjs"), str(MPY), str(stage / "shim.py"), str(stage), *files],
         capture_output=True, text=True, timeout=180, check=False, env={**os.environ, "MPY_HEAP": str(HEAP)},
@@ -137,11 +142,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"out": out, "tx": tx, "counters": counters, "heap": heap, **extra}
 
 
-def _reference(messages: list[Any], mapping: Any) -> dict[datetime, tuple[Snapshot, AlarmState]]:
+def _reference(
+    messages: list[Any], mapping: Any, edition: int
+) -> dict[datetime, tuple[Snapshot, AlarmState]]:
     """The CPython agent pipeline's snapshot and alarm state of every second of the same traffic."""
     settings = parse_config(
-        f'[vehicle]\nvin = "{VIN}"\nedition = 2016\n[can]\nmapping = "{MAPPING}"\ninterface = "virtual"\n'
-        "[report]\nnormal_period_s = 1\n",
+        f'[vehicle]\nvin = "{VIN}"\nedition = {edition}\n'
+        f'[can]\nmapping = "{MAPPING}"\ninterface = "virtual"\n[report]\nnormal_period_s = 1\n',
         "lite.toml",
     )
     samples: dict[datetime, tuple[Snapshot, AlarmState]] = {}
@@ -176,7 +183,8 @@ def test_session_outage_and_reissue_in_order(run: dict[str, Any]) -> None:
     tx = run["tx"]
     t0 = START.timestamp()
     commands = [f.command for _, f in tx]
-    assert commands[0] is Command.VEHICLE_LOGIN and isinstance(tx[0][1].body, VehicleLogin)
+    assert commands[0] is Command.VEHICLE_LOGIN
+    assert isinstance(tx[0][1].body, VehicleLogin if run["edition"] == 2016 else VehicleLogin2025)
     assert tx[0][1].body.serial == 1 and tx[0][1].body.iccid == "89860000000000000001"
     logins = [(at, f) for at, f in tx if f.command is Command.VEHICLE_LOGIN]
     assert len(logins) == 2 and logins[1][1].body.serial == 2
@@ -197,27 +205,37 @@ def test_session_outage_and_reissue_in_order(run: dict[str, Any]) -> None:
 
 
 def test_reports_match_the_cpython_pipeline(run: dict[str, Any]) -> None:
-    reference = _reference(run["messages"], run["mapping"])
+    edition = Edition(run["edition"])
+    reference = _reference(run["messages"], run["mapping"], run["edition"])
+    if edition is Edition.E2016:
+        kinds: tuple[type, ...] = (VehicleData, DriveMotors, Location, Extremes)
+        alarm_kind: type = Alarm
+    else:
+        kinds, alarm_kind = (VehicleData2025, DriveMotors2025, Location2025), Alarm2025
     reports = [f.body for _, f in run["tx"] if f.command in (Command.REALTIME, Command.REISSUE)]
     assert len(reports) >= 20
-    speeds = [b.speed for r in reports for b in r.blocks if isinstance(b, VehicleData)]
+    speeds = [b.speed for r in reports for b in r.blocks if isinstance(b, (VehicleData, VehicleData2025))]
     assert max(s for s in speeds if isinstance(s, float)) > 5  # the car moves during the recording
     for body in reports:
         assert isinstance(body, RealtimeReport)
         snap, alarm = reference[body.time]
-        want = build_report(snap, alarm, Edition.E2016)
+        want = build_report(snap, alarm, edition)
         got_blocks = {type(b): b for b in body.blocks}
         want_blocks = {type(b): b for b in want.blocks}
-        for kind in (VehicleData, DriveMotors, Location, Extremes):
+        assert Extremes not in got_blocks or edition is Edition.E2016
+        for kind in kinds:
             assert (kind in got_blocks) == (kind in want_blocks), (body.time, kind)
             if kind in want_blocks:
                 assert _close(got_blocks[kind], want_blocks[kind], kind.__name__), (
                     body.time, got_blocks[kind], want_blocks[kind])
-        got_alarm, want_alarm = got_blocks[Alarm], want_blocks[Alarm]
+        got_alarm, want_alarm = got_blocks[alarm_kind], want_blocks[alarm_kind]
         assert got_alarm.ress_faults == want_alarm.ress_faults
         assert got_alarm.motor_faults == want_alarm.motor_faults
         # the lite firmware raises ECU fault inputs at once; the agent may debounce thresholds
         assert int(got_alarm.general_flags) & ~int(want_alarm.general_flags) == 0, body.time
+        if edition is Edition.E2025:
+            want_levels = {p.bit: p.level for p in want_alarm.flag_levels}
+            assert all(want_levels[p.bit] == p.level for p in got_alarm.flag_levels), body.time
 
 
 def test_level_3_alarm_reports_every_second(run: dict[str, Any]) -> None:
@@ -227,7 +245,7 @@ def test_level_3_alarm_reports_every_second(run: dict[str, Any]) -> None:
     after = [r for r in realtime if r.time.timestamp() >= t0 + FAULT_AT + 2]
     gaps = {round(b.time.timestamp() - a.time.timestamp()) for a, b in itertools.pairwise(before)}
     assert gaps == {PERIOD}, gaps
-    assert after and all(next(b for b in r.blocks if isinstance(b, Alarm)).max_level == 3 for r in after)
-    assert all(next(b for b in r.blocks if isinstance(b, Alarm)).general_flags >> 16 & 1 for r in after)
+    alarms = [next(b for b in r.blocks if isinstance(b, (Alarm, Alarm2025))) for r in after]
+    assert alarms and all(a.max_level == 3 and a.general_flags >> 16 & 1 for a in alarms)
     stamps = [r.time.timestamp() for r in after]
     assert {round(b - a) for a, b in itertools.pairwise(stamps)} == {1}

@@ -54,14 +54,15 @@ class Alarms:
         self.levels = [0] * len(self.rules)
 
     def update(self, snap):
-        # type: (dict[str, Any]) -> tuple[int, int]
-        """(highest level 0..3, flags DWORD) of ``snap``."""
+        # type: (dict[str, Any]) -> tuple[int, int, dict[int, int]]
+        """(highest level, flags DWORD, {bit: level}) of ``snap``; the edition masks and caps them."""
         flags = 0
         top = 0
+        levels = {}  # type: dict[int, int]
         for bit, level in snap["faults"]:
             flags |= 1 << bit
-            if level > top:
-                top = level
+            if level > levels.get(bit, 0):
+                levels[bit] = level
         for i in range(len(self.rules)):
             bit, metric, high, steps = self.rules[i]
             x = _metric(metric, snap)
@@ -79,6 +80,9 @@ class Alarms:
                 self.levels[i] = new
             if current:
                 flags |= 1 << bit
-                if current > top:
-                    top = current
-        return (3 if top > 3 else top), flags & 0x0007FFFF
+                if current > levels.get(bit, 0):
+                    levels[bit] = current
+        for bit in levels:
+            if levels[bit] > top:
+                top = levels[bit]
+        return top, flags, levels

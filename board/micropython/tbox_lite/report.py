@@ -1,10 +1,11 @@
-"""GB/T 32960-2016 data units of the lite terminal: realtime body, login, logout; Beijing time.
+"""GB/T 32960 data units of the lite terminal (2016 and 2025): realtime body, login, logout.
 
 Byte layouts follow ../shared/spec/gbt32960.md §4-§5 and match ``agent.protocol.codec`` on the wire
 (tests decode the firmware's frames with it). Value rules are the report builder's
 (agent/report/builder.py): a value out of the standard's range is sent as "abnormal", a missing or
 stale one as "invalid"; SOC is clamped to 0..100, insulation to 60000 kOhm (unknown: 0xFFFF in 2016),
-a negative speed is sent as its magnitude; an unknown gear is neutral.
+a negative speed is sent as its magnitude; an unknown gear is neutral (2025: with its invalid bit).
+2025 reports carry no signature block (no signing key on the board; see docs/micropython.md).
 """
 
 import struct
@@ -180,31 +181,133 @@ def extremes_2016(e, subsystems):
     return bytes(out)
 
 
+def _fault_codes(out, codes, limit):
+    # type: (bytearray, list[int], int) -> None
+    codes = codes[:limit]
+    out.append(len(codes))
+    for code in codes:
+        out += struct.pack(">I", code & 0xFFFFFFFF)
+
+
 def alarm_2016(level, flags, ress, motor):
     # type: (int, int, list[int], list[int]) -> bytes
-    """0x07 alarm data: level, flags, RESS and motor fault codes (≤ 252 each), no engine/other codes."""
-    ress = ress[:252]
-    motor = motor[:252]
-    out = bytearray(struct.pack(">BBI", 0x07, level, flags))
-    for codes in (ress, motor):
-        out.append(len(codes))
-        for code in codes:
-            out += struct.pack(">I", code & 0xFFFFFFFF)
-    out += b"\x00\x00"
+    """0x07 alarm data: level (0..3), flags 0-18, RESS and motor fault codes (≤ 252 each)."""
+    out = bytearray(struct.pack(">BBI", 0x07, 3 if level > 3 else level, flags & 0x0007FFFF))
+    _fault_codes(out, ress, 252)
+    _fault_codes(out, motor, 252)
+    out += b"\x00\x00"  # no engine, no other fault codes
     return bytes(out)
 
 
-def realtime_2016(utc_seconds, snap, level, flags, position, subsystems):
-    # type: (int, dict[str, Any], int, int, tuple[float, float, bool] | None, int) -> bytes
-    """The realtime data unit (0x02 / 0x03): time + blocks in type order."""
+def alarm_2025(levels, flags, ress, motor):
+    # type: (dict[int, int], int, list[int], list[int]) -> bytes
+    """2025 0x06 alarm: highest level, flags 0-27, fault codes (≤ 253 each), then each set flag's level."""
+    flags &= 0x0FFFFFFF
+    pairs = bytearray()
+    top = 0
+    count = 0
+    for bit in range(28):
+        if flags >> bit & 1:
+            level = levels.get(bit, 1)
+            pairs.append(bit)
+            pairs.append(level)
+            count += 1
+            if level > top:
+                top = level
+    out = bytearray(struct.pack(">BBI", 0x06, top, flags))
+    _fault_codes(out, ress, 253)
+    _fault_codes(out, motor, 253)
+    out += b"\x00\x00"
+    out.append(count)
+    out += pairs
+    return bytes(out)
+
+
+def vehicle_2025(v):
+    # type: (dict[str, Any]) -> bytes
+    """2025 0x01 whole-vehicle data (type byte + 18 bytes): wider ranges, gear invalid bit, no pedals."""
+    speed = v.get("speed")
+    if isinstance(speed, (int, float)) and speed < 0:
+        speed = -speed
+    soc = v.get("soc")
+    if isinstance(soc, (int, float)):
+        soc = 0 if soc < 0 else (100 if soc > 100 else soc)
+    gear = v.get("gear")
+    gear_byte = 0x80  # unknown: neutral with the invalid bit
+    if isinstance(gear, int) and not isinstance(gear, bool) and 0 <= gear <= 15:
+        gear_byte = gear
+    gear_byte |= (_flag(v.get("drive_force")) << 5) | (_flag(v.get("brake_force")) << 4)
+    insulation = v.get("insulation_resistance")
+    if isinstance(insulation, (int, float)) and insulation > 60000:
+        insulation = 60000
+    return struct.pack(
+        ">BBBBHIHHBBBH",
+        0x01,
+        _code(v.get("vehicle_state")),
+        _code(v.get("charging_state")),
+        _code(v.get("running_mode")),
+        _q(speed, 10, 0, 500, 2),
+        _q(v.get("mileage"), 10, 0, 999999.9, 4),
+        _q(v.get("total_voltage"), 10, 0, 6000, 2),
+        _q(v.get("total_current"), 10, -3000, 3000, 2),
+        _q(soc, 1, 0, 100, 1),
+        _code(v.get("dcdc_state")),
+        gear_byte,
+        _q(insulation, 1, 0, 60000, 2),
+    )
+
+
+def motors_2025(motors):
+    # type: (list[Any]) -> bytes
+    """2025 0x02 drive motors (10 bytes per motor: speed offset 32000, torque DWORD); b"" without."""
+    if not motors:
+        return b""
+    out = bytearray((0x02, len(motors)))
+    for number, m in motors:
+        out += struct.pack(
+            ">BBBHIB",
+            number if 1 <= number <= 253 else 0xFE,
+            _code(m.get("state")),
+            _q(m.get("controller_temperature"), 1, -40, 210, 1),
+            _q(m.get("speed"), 1, -32000, 33531, 2),
+            _q(m.get("torque"), 10, -20000, 20000, 4),
+            _q(m.get("temperature"), 1, -40, 210, 1),
+        )
+    return bytes(out)
+
+
+def location_2025(position):
+    # type: (tuple[float, float, bool] | None) -> bytes
+    """2025 0x05 location: as 2016 plus the coordinate-system byte (0x01 WGS-84, what GNSS gives)."""
+    body = location_2016(position)
+    return body[0:2] + b"\x01" + body[2:]
+
+
+def realtime(edition, utc_seconds, snap, alarm, position, subsystems):
+    # type: (int, int, dict[str, Any], tuple[int, int, dict[int, int]], tuple[float, float, bool] | None, int) -> bytes
+    """The realtime data unit (0x02 / 0x03) of ``edition``: time + blocks in type order.
+
+    ``alarm`` is ``Alarms.update``'s (highest level, flags, {bit: level}).
+    """
     parts = [time_bytes(utc_seconds)]
-    parts.append(vehicle_2016(snap["vehicle"]))
-    if snap["vehicle"].get("charging_state") != 0x01:  # parked charging: no motor data (spec §5.1)
+    vehicle = snap["vehicle"]
+    parked_charging = vehicle.get("charging_state") == 0x01  # no motor data (spec §5.1)
+    codes = snap["codes"]
+    ress = codes.get("ress", [])
+    motor = codes.get("motor", [])
+    if edition == 2025:
+        parts.append(vehicle_2025(vehicle))
+        if not parked_charging:
+            parts.append(motors_2025(snap["motors"]))
+        parts.append(location_2025(position))
+        parts.append(alarm_2025(alarm[2], alarm[1], ress, motor))
+        return b"".join(parts)
+    parts.append(vehicle_2016(vehicle))
+    if not parked_charging:
         parts.append(motors_2016(snap["motors"]))
     parts.append(location_2016(position))
     parts.append(extremes_2016(snap["extremes"], subsystems))
-    codes = snap["codes"]
-    parts.append(alarm_2016(level, flags, codes.get("ress", []), codes.get("motor", [])))
+    parts.append(alarm_2016(alarm[0], alarm[1], ress, motor))
     return b"".join(parts)
 
 
@@ -214,14 +317,20 @@ def time_bytes(utc_seconds):
     return bytes((y - 2000, mo, d, h, mi, s))
 
 
-def login_2016(utc_seconds, serial, iccid, subsystems):
-    # type: (int, int, bytes, int) -> bytes
-    """0x01 vehicle login: time, serial, ICCID (20 bytes), n subsystems, code length 0."""
-    iccid = (iccid + b"\x00" * 20)[:20]
-    return time_bytes(utc_seconds) + struct.pack(">H", serial) + iccid + bytes((subsystems, 0))
+def login(edition, utc_seconds, serial, iccid, subsystems, pack_codes=()):
+    # type: (int, int, int, bytes, int, tuple[bytes, ...] | list[bytes]) -> bytes
+    """0x01 vehicle login: time, serial, ICCID (20 bytes), then 2016: n subsystems and code length
+    0 (no codes); 2025: one BMS with ``pack_codes`` (24 characters each) or no BMS when none given."""
+    head = time_bytes(utc_seconds) + struct.pack(">H", serial) + (iccid + b"\x00" * 20)[:20]
+    if edition != 2025:
+        return head + bytes((subsystems, 0))
+    if not pack_codes:
+        return head + b"\x00"
+    codes = b"".join((code + b" " * 24)[:24] for code in pack_codes)
+    return head + bytes((1, len(pack_codes))) + codes
 
 
-def logout_2016(utc_seconds, serial):
+def logout(utc_seconds, serial):
     # type: (int, int) -> bytes
     """0x04 vehicle logout: time and the current login serial."""
     return time_bytes(utc_seconds) + struct.pack(">H", serial)

@@ -1,4 +1,5 @@
-"""The lite terminal: CAN in, GB/T 32960-2016 frames out, unsent records kept in a flash ring.
+"""The lite terminal: CAN in, GB/T 32960 frames out (the table's edition, 2016 or 2025), unsent
+records kept in a flash ring.
 
 ``Terminal.poll()`` is called in a loop (every 10-50 ms). Each call:
 
@@ -73,7 +74,7 @@ DEFAULTS = {
 
 
 class Terminal:
-    """One vehicle's lite terminal (2016 edition)."""
+    """One vehicle's lite terminal; the report edition is the table's ``EDITION``."""
 
     def __init__(self, table, can, link, ring, clock, vin, iccid, options=None):
         # type: (Any, CanInput, Link, Store, Callable[[], float], bytes, bytes, dict[str, Any] | None) -> None
@@ -86,6 +87,7 @@ class Terminal:
         self.signals = Signals(table)
         self.alarms = Alarms(table)
         self.subsystems = getattr(table, "SUBSYSTEMS", 1)
+        self.edition = getattr(table, "EDITION", 2016)
         self.can = can
         self.link = link
         self.ring = ring
@@ -122,7 +124,7 @@ class Terminal:
 
     def _send(self, command, data):
         # type: (int, bytes) -> bool
-        frame = wire.build_frame(2016, command, 0xFE, self.vin, 0x01, data)
+        frame = wire.build_frame(self.edition, command, 0xFE, self.vin, 0x01, data)
         try:
             ok = self.link.write(frame)
         except OSError:
@@ -183,7 +185,9 @@ class Terminal:
             self.state = WAIT_LOGIN
             self._deadline = now + self.opts["reply_timeout_s"]
             self.logins += 1
-            self._send(LOGIN, report.login_2016(int(now), self.serial, self.iccid, self.subsystems))
+            codes = [c.encode() if isinstance(c, str) else c for c in self.opts.get("pack_codes") or ()]
+            body = report.login(self.edition, int(now), self.serial, self.iccid, self.subsystems, codes)
+            self._send(LOGIN, body)
             return
         try:
             data = self.link.read()
@@ -211,14 +215,15 @@ class Terminal:
     def _record(self, t):
         # type: (int) -> None
         snap = self.signals.sample(t)
-        self.level, self.flags = self.alarms.update(snap)
+        alarm = self.alarms.update(snap)
+        self.level, self.flags = alarm[0], alarm[1]
         period = self.opts["alarm_period_s"] if self.level >= 3 else self.opts["period_s"]
         if self._next_report < 0 or t + period < self._next_report:
             self._next_report = t
         if t < self._next_report:
             return
         self._next_report = t + period
-        body = report.realtime_2016(t, snap, self.level, self.flags, self.position, self.subsystems)
+        body = report.realtime(self.edition, t, snap, alarm, self.position, self.subsystems)
         if self.state == ONLINE and self._send(REALTIME, body):
             self.sent_realtime += 1
             return
@@ -266,7 +271,7 @@ class Terminal:
         # type: () -> None
         """Vehicle logout (0x04) when online, then close the link."""
         if self.state == ONLINE:
-            self._send(LOGOUT, report.logout_2016(int(self.clock()), self.serial))
+            self._send(LOGOUT, report.logout(int(self.clock()), self.serial))
         try:  # noqa: SIM105 - MicroPython has no contextlib
             self.link.close()
         except OSError:
