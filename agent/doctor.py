@@ -226,7 +226,8 @@ def check_can_link(can: CanSettings | None, probes: Probes, channel: str | None 
     if kind == "vcan":
         findings.append(ok("can.interface", f"{name} is a virtual CAN interface (vcan): no bit rate, no bus"))
     elif kind != "can":
-        return [fail("can.interface", f"{name} is not a CAN interface (kind {kind!r})",
+        what = kind or link.get("link_type") or "unknown"
+        return [fail("can.interface", f"{name} is not a CAN interface ({what})",
                      "set [can] channel to the CAN interface (ip -br link)")]
     else:
         chip = (info.get("bittiming_const") or {}).get("name", "CAN")
@@ -524,7 +525,7 @@ def check_clock(probes: Probes, gnss: GnssReading | None = None) -> list[Finding
         findings.append(ok("clock.time", f"system time {now:%Y-%m-%d %H:%M:%S} UTC"))
     result = probes.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"], 5.0)
     if result is None or result.returncode != 0:
-        findings.append(ok("clock.ntp", "timedatectl is not available: NTP state not checked"))
+        findings.append(ok("clock.ntp", "no answer from timedatectl (no systemd here?): NTP not checked"))
     elif result.stdout.strip() == "yes":
         findings.append(ok("clock.ntp", "synchronised with NTP"))
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+import shutil
 import socket
 import ssl
 import threading
@@ -42,6 +43,7 @@ from agent.doctor import (
     check_platform,
     check_storage,
     run_checks,
+    run_command,
     worst,
 )
 from agent.doctor import GnssReading as Reading
@@ -641,3 +643,23 @@ def test_cli_good_and_bad_setups(tmp_path: Path, mapped_ids: list[int],
     out = capsys.readouterr().out
     assert code == 2
     assert "FAIL  can.frames" in out and "no CAN frames" in out and "-> " in out
+
+
+@pytest.mark.skipif(shutil.which("ip") is None or not Path("/sys/class/net/lo").exists(),
+                    reason="needs iproute2 and sysfs")
+def test_the_real_ip_command_and_sysfs(tmp_path: Path) -> None:
+    """The default probes on this machine: `lo` is found in sysfs, `ip -json` is parsed, it is no CAN."""
+    (finding,) = check_can_link(None, Probes(), channel="lo")
+    assert finding.level == Level.FAIL and "lo is not a CAN interface (loopback)" in finding.message
+    assert run_command(["no-such-program-tbox"], 1.0) is None
+    assert run_command(["sh", "-c", "sleep 5"], 0.2) == CommandResult(124, "", "sh: no answer within 0.2 s")
+
+
+def test_without_a_config_every_can_interface_is_checked(tmp_path: Path) -> None:
+    runner = FakeRunner({"can0": GOOD_LINK, "can1": link(info_data__state="BUS-OFF")})
+    pr = Probes(run=runner, now=lambda: NOW, sysfs_net=sysfs(tmp_path, "can0", "can1"))
+    found = run_checks(DoctorOptions(), pr)
+    states = [(f.name, f.level) for f in found if f.name == "can.state"]
+    assert states == [("can.state", Level.OK), ("can.state", Level.FAIL)]
+    assert found[0].name == "config" and found[0].level == Level.WARN
+    assert worst(found) == Level.FAIL
