@@ -579,8 +579,14 @@ def check_storage(store: StoreSettings, probes: Probes) -> list[Finding]:
 
 
 def _backlog(path: Path, now: datetime) -> Finding:
+    # A read-only connection to a WAL database creates the -wal and -shm files when they are missing and
+    # leaves them behind: owned by root (sudo tbox doctor), they would stop the agent's user from opening
+    # its outbox. So: while the agent has them open, share them; otherwise (a closed, fully checkpointed
+    # outbox) read the file as immutable, which creates nothing.
+    shared = all(path.with_name(path.name + suffix).exists() for suffix in ("-wal", "-shm"))
+    uri = f"{path.resolve().as_uri()}?mode=ro" + ("" if shared else "&immutable=1")
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2.0)
+        db = sqlite3.connect(uri, uri=True, timeout=2.0)
     except sqlite3.Error as exc:
         return warn("storage.outbox", f"cannot open the outbox {path} read-only: {exc}",
                     "run tbox doctor as root or as the tbox user")

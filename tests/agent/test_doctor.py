@@ -437,6 +437,11 @@ def test_outbox_backlog(tmp_path: Path) -> None:
     old = by_name(check_storage(store, pr))["storage.outbox"]
     assert old.level == Level.WARN and "6 reports wait" in old.message and "3.0 h ago" in old.message
     box.close()
+    # the agent stopped: the doctor (often root) must not leave -wal/-shm files the agent could not open
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outbox.db"]
+    again = by_name(check_storage(store, pr))["storage.outbox"]
+    assert "6 reports wait" in again.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outbox.db"]
 
 
 def test_outbox_unreadable_or_missing_directory(tmp_path: Path) -> None:
