@@ -200,6 +200,8 @@ def test_session_outage_and_reissue_in_order(run: dict[str, Any]) -> None:
     first_reissue = next(at for at, f in tx if f.command is Command.REISSUE)
     assert first_reissue > logins[1][0]
     assert not set(reissued) & set(realtime)
+    made = sorted(t.timestamp() for t in reissued + realtime)  # no record lost: no gap beyond the period
+    assert made[0] <= t0 + PERIOD and all(b - a <= PERIOD for a, b in itertools.pairwise(made)), made
     c = run["counters"]
     assert c["reissue"] == len(reissued) and c["realtime"] == len(realtime) and c["left"] == 0
     assert c["unknown"] == 0 and c["frames"] == c["decoded"]
