@@ -45,8 +45,21 @@ def _add_options(parser: Any, **_kw: Any) -> None:
     add_options(parser)
 
 
-_parser_hook: Any = events.init_command_line_parser  # Locust's EventHook is untyped
-_parser_hook.add_listener(_add_options)
+def _check_options(environment: Environment, **_kw: Any) -> None:
+    """Refuse bad options at start-up (a worker's own are checked again with the master's at spawn)."""
+    try:
+        if environment.parsed_options is not None:
+            Settings.from_namespace(environment.parsed_options)
+        if environment.host:
+            parse_target(environment.host)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None
+
+
+_hooks: Any = events  # Locust's EventHook is untyped
+_hooks.init_command_line_parser.add_listener(_add_options)
+_hooks.init.add_listener(_check_options)
 
 
 class Gbt32960Vehicle(User):

@@ -166,3 +166,12 @@ def test_stages_shape_ramps_up_and_down_then_stops(tmp_path: Path) -> None:
         assert isinstance(frames, dict) and frames.get("0x01") == 1 and frames.get("0x04") == 1, (vin, v)
         assert v["violations"] == {}, (vin, v)
     assert returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_bad_option_stops_locust_at_start_naming_it(tmp_path: Path) -> None:
+    need_locust()
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1", "--run-time", "5s",
+           "--host", "tcp://127.0.0.1:9", "--period", "0.5"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=40)
+    assert done.returncode == 1 and "--period 0.5" in done.stderr, done.stderr[-2000:]
