@@ -53,8 +53,9 @@ class SocketLink:
         try:
             s.setblocking(True)
             while sent < len(data):
-                n = s.write(view[sent:])
+                n = s.send(view[sent:])
                 if not n:
+                    self.close()
                     return False
                 sent += n
             s.setblocking(False)
@@ -69,15 +70,13 @@ class SocketLink:
         if s is None:
             raise OSError("link closed")
         try:
-            data = s.read(512)
+            data = s.recv(512)
         except OSError as exc:
             if exc.args and exc.args[0] in (11, 35, 115):  # EAGAIN / EWOULDBLOCK / EINPROGRESS
                 return b""
             self.close()
             raise
-        if data is None:
-            return b""
-        if data == b"":
+        if not data:
             self.close()
             raise OSError("closed by the platform")
         return data
