@@ -399,11 +399,14 @@ def check_can_frames(settings: Settings, probes: Probes) -> Finding:
 # ------------------------------------------------------------------------------------------ modem
 
 
-def check_modem(url: str | None, baudrate: int, expected_iccid: str | None, probes: Probes) -> list[Finding]:
-    """The modem answers AT, gives the SIM's ICCID (equal to the config's) and has signal."""
+def check_modem(url: str | None, baudrate: int, expected_iccid: str | None, probes: Probes,
+                iccid_from_modem: bool = False) -> list[Finding]:
+    """The modem answers AT, gives the SIM's ICCID (equal to the config's) and has signal.
+    ``iccid_from_modem``: the login carries the SIM's ICCID (``[modem] iccid_from = "modem"``), so a
+    different ``[vehicle] iccid`` is only a stale fallback."""
     if url is None:
-        return [ok("modem", "no modem given: not checked",
-                   "tbox doctor --modem /dev/ttyUSB2 (the modem's AT port) checks the SIM and the signal")]
+        return [ok("modem", "no modem configured or given: not checked",
+                   "[modem] enabled = true and port, or tbox doctor --modem /dev/ttyUSB2 (the AT port)")]
     from agent.peripherals.modem import ModemError, mask_iccid
 
     try:
@@ -422,9 +425,13 @@ def check_modem(url: str | None, baudrate: int, expected_iccid: str | None, prob
                                  "is the SIM inserted the right way round, and not PIN-locked?"))
         else:
             shown = mask_iccid(iccid)
-            if expected_iccid is None:
-                findings.append(ok("modem.iccid", f"SIM ICCID {shown}",
-                                   "[vehicle] iccid is not set: the login carries the configured ICCID"))
+            if iccid_from_modem:
+                same = expected_iccid is None or expected_iccid.rstrip("F") == iccid.rstrip("F")
+                findings.append(ok("modem.iccid", f"SIM ICCID {shown}, carried at login"
+                                   + ("" if same else " ([vehicle] iccid, the fallback, differs)")))
+            elif expected_iccid is None:
+                findings.append(warn("modem.iccid", f"SIM ICCID {shown}, but the login carries none",
+                                     "set [vehicle] iccid, or [modem] iccid_from = \"modem\""))
             elif expected_iccid.rstrip("F") != iccid.rstrip("F"):
                 findings.append(warn("modem.iccid", f"the SIM's ICCID {shown} is not the config's"
                                                     f" {mask_iccid(expected_iccid)}",
@@ -513,8 +520,9 @@ def check_gnss(gnss: GnssSettings, probes: Probes) -> tuple[Finding, GnssReading
 # ------------------------------------------------------------------------------------------ clock
 
 
-def check_clock(probes: Probes, gnss: GnssReading | None = None) -> list[Finding]:
-    """The year is plausible, NTP has synchronised the clock, GNSS time agrees."""
+def check_clock(probes: Probes, gnss: GnssReading | None = None,
+                max_offset_s: float = CLOCK_SKEW_S) -> list[Finding]:
+    """The year is plausible, NTP has synchronised the clock, GNSS time agrees (within ``max_offset_s``)."""
     now = probes.now()
     findings: list[Finding] = []
     if now.year < 2024:
@@ -533,7 +541,7 @@ def check_clock(probes: Probes, gnss: GnssReading | None = None) -> list[Finding
                              "needs a network link; `timedatectl timesync-status` shows the servers tried"))
     if gnss is not None:
         skew = (gnss.system_time - gnss.fix_time).total_seconds()
-        if abs(skew) > CLOCK_SKEW_S:
+        if abs(skew) > max_offset_s:
             findings.append(warn("clock.gnss", f"the system clock is {skew:+.1f} s off GNSS time",
                                  "reports carry the system time: fix NTP, or set the clock from GNSS"))
         else:
@@ -774,14 +782,21 @@ def run_checks(options: DoctorOptions, probes: Probes | None = None) -> list[Fin
             for name in names:
                 findings.extend(check_can_link(None, probes, channel=name))
     if wanted("modem"):
-        iccid = settings.vehicle.iccid if settings is not None else None
-        findings.extend(check_modem(options.modem, options.modem_baud, iccid, probes))
+        url, baud = options.modem, options.modem_baud
+        iccid, from_modem = None, False
+        if settings is not None:
+            iccid = settings.vehicle.iccid
+            from_modem = settings.modem.enabled and settings.modem.iccid_from == "modem"
+            if url is None and settings.modem.enabled:
+                url, baud = settings.modem.port, settings.modem.baud
+        findings.extend(check_modem(url, baud, iccid, probes, iccid_from_modem=from_modem))
     reading: GnssReading | None = None
     if wanted("gnss") and settings is not None:
         finding, reading = check_gnss(settings.gnss, probes)
         findings.append(finding)
     if wanted("clock"):
-        findings.extend(check_clock(probes, reading))
+        max_offset = settings.gnss.clock_max_offset_s if settings is not None else CLOCK_SKEW_S
+        findings.extend(check_clock(probes, reading, max_offset))
     if settings is not None:
         if wanted("storage"):
             findings.extend(check_storage(settings.store, probes))

@@ -22,8 +22,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", metavar="FILE", type=Path,
                    help="agent config (default: /etc/tbox/tbox.toml when it exists)")
     p.add_argument("--json", action="store_true", help="one JSON object per finding, one per line")
-    p.add_argument("--modem", metavar="DEV", help="the modem's AT port (/dev/ttyUSB2) or a pyserial URL")
-    p.add_argument("--modem-baud", type=int, default=115200, metavar="N", help="modem baud rate (115200)")
+    p.add_argument("--modem", metavar="DEV",
+                   help="the modem's AT port (/dev/ttyUSB2) or a pyserial URL (default: [modem] port when"
+                        " [modem] enabled)")
+    p.add_argument("--modem-baud", type=int, default=115200, metavar="N",
+                   help="baud rate with --modem (115200)")
     p.add_argument("--can-seconds", type=float, default=3.0, metavar="S",
                    help="how long to listen for the mapped CAN ids (3 s)")
     p.add_argument("--gnss-seconds", type=float, default=5.0, metavar="S",

@@ -343,6 +343,25 @@ def test_modem_without_sim_or_signal(tmp_path: Path, devices: list[PtyDevice]) -
     assert found["modem.signal"].level == Level.WARN
 
 
+def test_modem_iccid_from_the_sim_or_none_configured(tmp_path: Path, devices: list[PtyDevice]) -> None:
+    path = tmp_path / "ttyMODEM"
+    devices.append(PtyDevice(path, handler=FakeModem(iccid="89860000000000009999")))
+    found = by_name(check_modem(str(path), 115200, ICCID, Probes(), iccid_from_modem=True))
+    assert found["modem.iccid"].level == Level.OK and "carried at login" in found["modem.iccid"].message
+    assert "the fallback, differs" in found["modem.iccid"].message
+    found = by_name(check_modem(str(path), 115200, None, Probes()))
+    assert found["modem.iccid"].level == Level.WARN and "login carries none" in found["modem.iccid"].message
+
+
+def test_the_configured_modem_is_checked(tmp_path: Path, devices: list[PtyDevice]) -> None:
+    path = tmp_path / "ttyMODEM"
+    devices.append(PtyDevice(path, handler=FakeModem(iccid=ICCID)))
+    cfg = write_config(tmp_path, modem=f'enabled = true\nport = "{path}"\niccid_from = "modem"')
+    found = by_name(run_checks(DoctorOptions(config=cfg, skip=frozenset({"can", "platform"})),
+                               probes(tmp_path, disk_usage=disk(5000))))
+    assert found["modem.iccid"].level == Level.OK and "carried at login" in found["modem.iccid"].message
+
+
 def test_no_modem_at_the_port(tmp_path: Path, devices: list[PtyDevice]) -> None:
     found = modem_findings(tmp_path, devices, None)
     assert found["modem"].level == Level.FAIL and "no modem answers" in found["modem"].message
@@ -397,6 +416,9 @@ def test_clock() -> None:
     assert clock(NOW, None)["clock.ntp"].level == Level.OK  # no timedatectl: not checked
     skewed = clock(NOW, "yes", Reading(NOW - timedelta(seconds=12), NOW))["clock.gnss"]
     assert skewed.level == Level.WARN and "+12.0 s" in skewed.message
+    late = Reading(NOW - timedelta(seconds=12), NOW)
+    tolerant = check_clock(Probes(now=lambda: NOW, run=FakeRunner()), late, max_offset_s=30.0)
+    assert by_name(tolerant)["clock.gnss"].level == Level.OK
 
 
 # ------------------------------------------------------------------------------------ storage
