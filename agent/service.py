@@ -31,6 +31,7 @@ import can
 
 from agent.config import Settings
 from agent.errors import ConfigError
+from agent.peripherals.gnss import GnssReader
 from agent.peripherals.identity import login_identity
 from agent.pipeline import AgentPipeline, Emitted
 from agent.protocol import wire
@@ -108,6 +109,8 @@ class AgentService:
         self._base_timing = self.session.timing
         self._defaults = self._initial_parameters({})
         self._stop: asyncio.Event | None = None
+        #: the live GNSS reader while ``run`` runs (``stats``, ``state``, ``clock.offset_s``)
+        self.gnss: GnssReader | None = None
         self.uplink: TcpUplink | MqttUplink | None = None
         up = settings.uplink
         if up.host and up.port and up.transport == "mqtt":
@@ -281,7 +284,7 @@ class AgentService:
         tasks: list[asyncio.Task[Any]] = []
         source: Any = None
         sender: _Pacer | None = None
-        gnss = self._gnss_reader(asyncio.get_running_loop())
+        gnss = self.gnss = self._gnss_reader(asyncio.get_running_loop())
         if self.uplink is not None:
             tasks.append(asyncio.create_task(self.uplink.run(stop)))
         try:
@@ -316,8 +319,10 @@ class AgentService:
         self.stats.dropped = self.store.stats.dropped
         return self.stats
 
-    def _gnss_reader(self, loop: asyncio.AbstractEventLoop) -> _GnssReader | None:
-        from agent.peripherals.gnss import parse_source
+    def _gnss_reader(self, loop: asyncio.AbstractEventLoop) -> GnssReader | None:
+        """The reconnecting serial GNSS reader (docs/peripherals.md); positions reach the pipeline with
+        the system time they arrived at, so their age is measured on the same clock as the ticks."""
+        from agent.peripherals.gnss import ClockCheck, parse_source
 
         g = self.settings.gnss
         if not g.enabled:
@@ -327,10 +332,11 @@ class AgentService:
             log.warning("[gnss] source %s is a file: used by tbox replay, not by the live agent", device)
             return None
 
-        def deliver(position: Any) -> None:
-            loop.call_soon_threadsafe(self.pipeline.feed_position, position)
+        def deliver(position: Any, received: float) -> None:
+            loop.call_soon_threadsafe(self.pipeline.feed_position, position, received)
 
-        return _GnssReader(device, baud, deliver)
+        return GnssReader(device, baud, deliver, backoff_initial_s=g.reopen_initial_s,
+                          backoff_max_s=g.reopen_max_s, clock=ClockCheck(g.clock, g.clock_max_offset_s))
 
     def _can_source(self) -> Any:
         from agent.canbus.source import CanSource
@@ -422,42 +428,6 @@ class _Pacer:
             log.error("simulated bus failed: %s", exc)
         finally:
             bus.shutdown()
-
-
-class _GnssReader:
-    """Reads NMEA from a serial receiver in a thread; reopens it after failures (every ``retry_s``)."""
-
-    def __init__(self, device: str, baud: int, deliver: Callable[[Any], None], retry_s: float = 5.0) -> None:
-        self.device = device
-        self.baud = baud
-        self.deliver = deliver
-        self.retry_s = retry_s
-        self.positions = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tbox-gnss", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5.0)
-
-    def _run(self) -> None:
-        from agent.errors import TransportError
-        from agent.peripherals.gnss import SerialNmea
-
-        while not self._stop.is_set():
-            try:
-                with SerialNmea(self.device, self.baud, timeout=0.5) as receiver:
-                    while not self._stop.is_set():
-                        pos = receiver.read_position()
-                        if pos is not None:
-                            self.positions += 1
-                            self.deliver(pos)
-            except TransportError as exc:
-                log.error("%s; retrying in %.0f s", exc, self.retry_s)
-                self._stop.wait(self.retry_s)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

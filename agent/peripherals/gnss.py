@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +23,7 @@ from typing import Any, Final
 import pynmea2
 
 from agent.errors import ConfigError, TransportError
+from agent.peripherals.lines import SerialLines
 from agent.report.snapshot import Position
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ class NmeaParser:
         self._key: time | None = None
         self._rmc: Any = None
         self._gga: Any = None
+        #: UTC of the latest RMC with a valid fix and a known date (for the clock check), until taken
+        self.rmc_time: datetime | None = None
 
     def feed_line(self, line: str) -> Position | None:
         """One line (with or without CR LF); returns a completed position or None."""
@@ -70,6 +74,7 @@ class NmeaParser:
         self._key = stamp
         if kind == "RMC":
             self._rmc = msg
+            self._note_rmc_time(msg, stamp)
         else:
             self._gga = msg
         if out is None and self._rmc is not None and self._gga is not None:
@@ -89,6 +94,16 @@ class NmeaParser:
     def flush(self) -> Position | None:
         """Emit the pending epoch if it has an RMC."""
         return self._emit()
+
+    def take_rmc_time(self) -> datetime | None:
+        """The UTC of the latest valid RMC not taken yet (None if there is none)."""
+        when, self.rmc_time = self.rmc_time, None
+        return when
+
+    def _note_rmc_time(self, rmc: Any, stamp: time) -> None:
+        day = getattr(rmc, "datestamp", None)
+        if getattr(rmc, "status", "V") == "A" and isinstance(day, date):
+            self.rmc_time = datetime.combine(day, stamp.replace(tzinfo=None), tzinfo=UTC)
 
     def _error(self, kind: str, text: str) -> None:
         self.errors[kind] += 1
@@ -203,4 +218,267 @@ class SerialNmea:
         self.close()
 
 
-__all__ = ["NmeaParser", "Position", "SerialNmea", "parse_source", "read_positions"]
+# ------------------------------------------------------------------------------------ clock check
+
+#: GNSS times before this are not trusted to step the clock (a receiver without almanac, week rollover)
+_EARLIEST_TRUSTED: Final = datetime(2020, 1, 1, tzinfo=UTC).timestamp()
+CLOCK_MODES: Final = ("off", "report", "step")
+
+
+def set_system_clock(posix_s: float) -> None:
+    """Step CLOCK_REALTIME (needs CAP_SYS_TIME; PermissionError otherwise)."""
+    import time as _time
+
+    _time.clock_settime(_time.CLOCK_REALTIME, posix_s)
+
+
+class ClockCheck:
+    """Compares GNSS UTC (valid RMC date + time) with the system clock when the sentence arrived.
+
+    Sans-I/O: ``observe(gnss_utc, received)`` with ``received`` the system time (POSIX s) of the line.
+    ``offset_s`` = GNSS − system (positive: the system clock is behind). A skewed clock (``|offset| >
+    max_offset_s``) is logged once per state change. Mode ``step``: after ``stable`` consecutive skewed
+    readings that agree within 1 s, ``set_clock(now() + offset)`` is called once per run (a privilege
+    error is logged and the mode drops to ``report``); inject ``set_clock`` and ``now`` in tests.
+    """
+
+    def __init__(
+        self,
+        mode: str = "report",
+        max_offset_s: float = 2.0,
+        *,
+        set_clock: Callable[[float], None] = set_system_clock,
+        now: Callable[[], float] | None = None,
+        stable: int = 3,
+    ) -> None:
+        if mode not in CLOCK_MODES:
+            raise ConfigError(f"off, report or step, not {mode!r}", key="gnss.clock")
+        import time as _time
+
+        self.mode = mode
+        self.max_offset_s = max_offset_s
+        self.set_clock = set_clock
+        self.now = now or _time.time
+        self.stable = stable
+        self.offset_s: float | None = None
+        self.skewed = False
+        self.readings = 0
+        self.steps = 0
+        self._recent: list[float] = []
+
+    def observe(self, gnss_utc: datetime, received: float) -> float | None:
+        """One valid RMC; returns the offset (None when the check is off)."""
+        if self.mode == "off":
+            return None
+        offset = gnss_utc.timestamp() - received
+        self.offset_s = offset
+        self.readings += 1
+        skewed = abs(offset) > self.max_offset_s
+        if skewed != self.skewed:
+            self.skewed = skewed
+            if skewed:
+                log.warning("system clock is %+.1f s off GNSS UTC (limit %.1f s)%s", -offset,
+                            self.max_offset_s, "; stepping it when stable" if self.mode == "step" else "")
+            else:
+                log.info("system clock agrees with GNSS UTC again (%+.2f s)", -offset)
+        self._recent = [*self._recent[-(self.stable - 1):], offset] if skewed else []
+        if self.mode == "step" and skewed and self.steps == 0 and self._steady(gnss_utc):
+            self._step(offset)
+        return offset
+
+    def _steady(self, gnss_utc: datetime) -> bool:
+        return (len(self._recent) >= self.stable and max(self._recent) - min(self._recent) < 1.0
+                and gnss_utc.timestamp() >= _EARLIEST_TRUSTED)
+
+    def _step(self, offset: float) -> None:
+        try:
+            self.set_clock(self.now() + offset)
+        except OSError as exc:  # PermissionError without CAP_SYS_TIME
+            log.warning("cannot step the system clock (%s): reporting the offset only", exc)
+            self.mode = "report"
+            return
+        self.steps += 1
+        self._recent = []
+        log.warning("system clock stepped by %+.1f s to GNSS UTC", offset)
+
+
+# ------------------------------------------------------------------------------------ live reader
+
+
+@dataclass
+class GnssStats:
+    """What the live reader did: successful opens, failures (open errors and lost devices), lines read,
+    positions delivered, lines dropped for being too long (``overlong``: noise without line ends)."""
+
+    opens: int = 0
+    failures: int = 0
+    lines: int = 0
+    positions: int = 0
+    overlong: int = 0
+
+
+Opener = Callable[[str, int, float], Any]
+
+
+def _open_serial(url: str, baud: int, timeout: float) -> Any:
+    import serial
+
+    return serial.serial_for_url(url, baudrate=baud, timeout=timeout)
+
+
+class GnssReader:
+    """A serial GNSS receiver read in a thread that never dies of the device: an open or read failure
+    (``SerialException``/``OSError``: USB receiver unplugged) closes the port and reopens it after
+    ``backoff_initial_s``, doubling up to ``backoff_max_s``; counted in ``stats``, logged once per state
+    change (``state``: ``closed``, ``open``, ``failed``). Each position goes to ``deliver(position,
+    received)`` with ``received`` the system time (POSIX s) of its last line; valid RMC times go to
+    ``clock`` (``ClockCheck``). ``opener(url, baud, timeout)`` returns a pyserial-like port (default
+    pyserial ``serial_for_url``: paths, ``loop://``, ``rfc2217://``)."""
+
+    def __init__(
+        self,
+        url: str,
+        baud: int,
+        deliver: Callable[[Position, float], None],
+        *,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        clock: ClockCheck | None = None,
+        opener: Opener = _open_serial,
+        read_timeout_s: float = 0.2,
+        silence_s: float = 10.0,
+        wallclock: Callable[[], float] | None = None,
+    ) -> None:
+        import threading
+        import time as _time
+
+        self.url = url
+        self.baud = baud
+        self.deliver = deliver
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.clock = clock
+        self.opener = opener
+        self.read_timeout_s = read_timeout_s
+        self.silence_s = silence_s
+        self.wallclock = wallclock or _time.time
+        self.parser = NmeaParser()
+        self.stats = GnssStats()
+        self.state = "closed"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tbox-gnss", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        backoff = self.backoff_initial_s
+        while not self._stop.is_set():
+            port = self._open()
+            if port is None:
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+                continue
+            backoff = self.backoff_initial_s
+            try:
+                self._read(port)
+            except Exception as exc:  # a bug must not silence GNSS for the rest of the run: log, reopen
+                log.error("GNSS reader error on %s (reopening)", self.url, exc_info=exc)
+                self._failed(f"{self.url}: {type(exc).__name__}")
+            finally:
+                _close(port)
+            if not self._stop.is_set():
+                self._stop.wait(backoff)
+
+    def _open(self) -> Any:
+        import serial
+
+        try:
+            port = self.opener(self.url, self.baud, self.read_timeout_s)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            self._failed(f"cannot open {self.url}: {exc}")
+            return None
+        self.stats.opens += 1
+        if self.state == "failed":
+            log.warning("GNSS receiver on %s is back (after %d failures)", self.url, self.stats.failures)
+        elif self.state == "closed":
+            log.info("GNSS on %s at %d baud", self.url, self.baud)
+        self.state = "open"
+        return port
+
+    def _read(self, port: Any) -> None:
+        import serial
+
+        lines = SerialLines(max_line=_NMEA_MAX_LINE)
+        last_line = self.wallclock()
+        silent = False
+        while not self._stop.is_set():
+            try:
+                data = port.read(max(1, port.in_waiting))
+            except (serial.SerialException, OSError, TypeError) as exc:  # TypeError: pyserial on a closed fd
+                self._failed(f"{self.url} failed: {exc}")
+                return
+            now = self.wallclock()
+            got = lines.feed(data) if data else []
+            self.stats.overlong += lines.overlong
+            lines.overlong = 0
+            if not got:
+                if not silent and now - last_line > self.silence_s:
+                    silent = True
+                    log.warning("GNSS %s: no NMEA line for %.0f s", self.url, self.silence_s)
+                continue
+            if silent:
+                log.info("GNSS %s: NMEA flowing again", self.url)
+                silent = False
+            last_line = now
+            for line in got:
+                self._line(line, now)
+
+    def _line(self, line: str, received: float) -> None:
+        self.stats.lines += 1
+        position = self.parser.feed_line(line)
+        when = self.parser.take_rmc_time()
+        if when is not None and self.clock is not None:
+            self.clock.observe(when, received)
+        if position is not None:
+            self.stats.positions += 1
+            self.deliver(position, received)
+
+    def _failed(self, reason: str) -> None:
+        self.stats.failures += 1
+        if self.state != "failed":
+            log.warning("GNSS: %s; reopening every %.1f … %.0f s", reason, self.backoff_initial_s,
+                        self.backoff_max_s)
+        else:
+            log.debug("GNSS: %s", reason)
+        self.state = "failed"
+
+
+_NMEA_MAX_LINE: Final = 128  # NMEA 0183 says 82 characters; some receivers' proprietary lines are longer
+
+
+def _close(port: Any) -> None:
+    import serial
+
+    try:
+        port.close()
+    except (serial.SerialException, OSError) as exc:
+        log.debug("GNSS: close: %s", exc)
+
+
+__all__ = [
+    "ClockCheck",
+    "GnssReader",
+    "GnssStats",
+    "NmeaParser",
+    "Position",
+    "SerialNmea",
+    "parse_source",
+    "read_positions",
+    "set_system_clock",
+]

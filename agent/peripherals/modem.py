@@ -4,7 +4,7 @@
 checks that something answers ``AT`` and turns echo off (``ATE0``). ``Modem(port)`` wraps an already
 open pyserial-like object (``read``, ``write``, ``in_waiting``, ``close``).
 
-Replies are read line by line (``AtLines``, sans-I/O): the command's echo, unsolicited result codes
+Replies are read line by line (``SerialLines``, sans-I/O): the command's echo, unsolicited result codes
 (``RING``, ``+CREG: …`` and friends, kept in ``Modem.urcs``) and blank lines are skipped; ``OK`` ends a
 reply; ``ERROR``, ``+CME ERROR: n`` and a timeout raise ``ModemError``. Garbage lines are returned with
 the reply and ignored by the parsers, which look for their own shape.
@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Final, Protocol
 
 from agent.errors import TransportError
+from agent.peripherals.lines import SerialLines
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ URC_PREFIXES: Final = frozenset({
     "^SYSSTART", "*ATREADY", "+STIN", "+CNMI",
 })
 _FINAL_ERROR: Final = ("ERROR", "NO CARRIER", "NO DIALTONE", "BUSY", "NO ANSWER", "COMMAND NOT SUPPORT")
-_MAX_LINE: Final = 512
 _ICCID_RE: Final = re.compile(r"[0-9]{19,20}")
 _HEX_RE: Final = re.compile(r"[0-9A-Fa-f]+")
 
@@ -139,34 +139,8 @@ def mask_iccid(iccid: str) -> str:
 # ------------------------------------------------------------------------------------ lines
 
 
-class AtLines:
-    """Sans-I/O line splitter for modem output: CR, LF or CR LF end a line; blank lines are dropped;
-    a line longer than 512 bytes is dropped (counted in ``overlong``); control and non-ASCII bytes
-    are removed."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self.overlong = 0
-
-    def feed(self, data: bytes) -> list[str]:
-        """The complete lines ``data`` finishes."""
-        self._buf += data
-        out: list[str] = []
-        while True:
-            cut = min((i for i in (self._buf.find(b"\r"), self._buf.find(b"\n")) if i >= 0), default=-1)
-            if cut < 0:
-                if len(self._buf) > _MAX_LINE:
-                    self.overlong += 1
-                    del self._buf[:]
-                return out
-            text = bytes(self._buf[:cut]).decode("latin-1")
-            line = "".join(c for c in text if c.isprintable() and c.isascii()).strip()
-            del self._buf[: cut + 1]
-            if line:
-                out.append(line)
-
-    def clear(self) -> None:
-        self._buf.clear()
+#: the modem's line splitter (``agent.peripherals.lines.SerialLines``)
+AtLines = SerialLines
 
 
 def _urc(line: str, command: str) -> bool:

@@ -1,0 +1,276 @@
+"""agent.peripherals.gnss live reader against an emulated receiver on a pty: positions, garbage and wrong
+checksums, lost fix, a receiver that disappears and returns at the same path (capped backoff, logged once
+per state change), the clock check against GNSS UTC (injected setter, never the real clock)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ConfigError
+from agent.peripherals.gnss import ClockCheck, GnssReader, NmeaParser
+from agent.report.snapshot import Position
+from tests.peripherals.devices import PtyDevice, fix_lines
+
+T0 = datetime(2025, 1, 1, 8, 0, 0, tzinfo=UTC)
+
+
+def epochs(start: int = 0, lost_from: int | None = None, noise: bool = False) -> Iterator[bytes]:
+    """NMEA epochs, one per chunk, seconds ``start``… (59 at most); invalid from ``lost_from`` on."""
+    for second in range(start, 60):
+        lines = fix_lines(second, valid=lost_from is None or second < lost_from)
+        if noise:
+            lines = ["\x00\xffgarbage", lines[0][:-2] + "00", *lines]  # garbage, wrong checksum, good
+        yield "".join(line + "\r\n" for line in lines).encode("latin-1")
+
+
+def wait(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.positions: list[tuple[Position, float]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, position: Position, received: float) -> None:
+        with self.lock:
+            self.positions.append((position, received))
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.positions)
+
+
+@pytest.fixture
+def devices() -> Iterator[list[PtyDevice]]:
+    made: list[PtyDevice] = []
+    yield made
+    for d in made:
+        d.disappear()
+
+
+def test_positions_garbage_and_bad_checksums(tmp_path: Path, devices: list[PtyDevice]) -> None:
+    link = tmp_path / "ttyGNSS"
+    devices.append(PtyDevice(link, stream=epochs(noise=True), period_s=0.02))
+    sink = Sink()
+    reader = GnssReader(str(link), 9600, sink, backoff_initial_s=0.05, backoff_max_s=0.2)
+    reader.start()
+    try:
+        wait(lambda: sink.count() >= 5, "5 positions")
+    finally:
+        reader.stop()
+    pos = [p for p, _ in sink.positions]
+    assert all(p.valid for p in pos)
+    seconds = [p.time.second for p in pos if p.time is not None]
+    assert seconds == sorted(seconds) and len(set(seconds)) == len(seconds)
+    assert abs(pos[0].latitude - 39.9) < 1e-6 and pos[0].speed_kmh == pytest.approx(18.52)
+    assert reader.parser.errors["checksum"] >= 1 and reader.parser.errors["garbage"] >= 1
+    assert reader.stats.opens == 1 and reader.stats.failures == 0
+
+
+def test_lost_fix_keeps_the_last_position_marked_invalid(tmp_path: Path, devices: list[PtyDevice]) -> None:
+    link = tmp_path / "ttyGNSS"
+    devices.append(PtyDevice(link, stream=epochs(lost_from=4), period_s=0.02))
+    sink = Sink()
+    reader = GnssReader(str(link), 9600, sink)
+    reader.start()
+    try:
+        wait(lambda: sum(not p.valid for p, _ in list(sink.positions)) >= 3, "3 positions without fix")
+    finally:
+        reader.stop()
+    pos = [p for p, _ in sink.positions]
+    last_valid = [p for p in pos if p.valid][-1]
+    lost = [p for p in pos if not p.valid]
+    assert all((p.latitude, p.longitude) == (last_valid.latitude, last_valid.longitude) for p in lost)
+    assert all(p.speed_kmh is None for p in lost)
+
+
+def test_the_receiver_disappears_and_returns_at_the_same_path(tmp_path: Path, devices: list[PtyDevice],
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    link = tmp_path / "ttyGNSS"
+    first = PtyDevice(link, stream=epochs(), period_s=0.02)
+    devices.append(first)
+    sink = Sink()
+    reader = GnssReader(str(link), 9600, sink, backoff_initial_s=0.02, backoff_max_s=0.1)
+    with caplog.at_level(logging.INFO, logger="agent.peripherals.gnss"):
+        reader.start()
+        try:
+            wait(lambda: sink.count() >= 3, "positions from the first receiver")
+            first.disappear()  # USB unplugged: the read fails, every reopen fails
+            wait(lambda: reader.state == "failed" and reader.stats.failures >= 4, "failed reopens")
+            before = sink.count()
+            devices.append(PtyDevice(link, stream=epochs(start=30), period_s=0.02))  # plugged back
+            wait(lambda: reader.stats.opens == 2 and sink.count() >= before + 3, "positions again")
+            assert reader.state == "open"
+        finally:
+            reader.stop()
+    assert not reader._thread.is_alive()
+    later = [p for p, _ in sink.positions[before:]]
+    assert all(p.valid and p.time is not None and p.time.second >= 30 for p in later)
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert sum("reopening every" in m for m in messages) == 1  # once per state change, not per attempt
+    assert sum("is back" in m for m in messages) == 1
+
+
+def test_a_failing_consumer_does_not_kill_the_reader(tmp_path: Path, devices: list[PtyDevice]) -> None:
+    link = tmp_path / "ttyGNSS"
+    devices.append(PtyDevice(link, stream=epochs(), period_s=0.02))
+    sink = Sink()
+    calls = [0]
+
+    def deliver(position: Position, received: float) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("consumer bug")
+        sink(position, received)
+
+    reader = GnssReader(str(link), 9600, deliver, backoff_initial_s=0.02)
+    reader.start()
+    try:
+        wait(lambda: sink.count() >= 2, "positions after the error")
+    finally:
+        reader.stop()
+    assert reader.stats.failures == 1 and reader.stats.opens == 2
+
+
+def test_open_failures_back_off_up_to_the_cap(tmp_path: Path) -> None:
+    link = tmp_path / "ttyNONE"
+    reader = GnssReader(str(link), 9600, Sink(), backoff_initial_s=0.01, backoff_max_s=0.04)
+    waits: list[float] = []
+
+    def wait_instead(timeout: float | None = None) -> bool:  # no sleeping: record the backoff
+        waits.append(timeout or 0.0)
+        if len(waits) >= 6:
+            reader._stop.set()
+        return reader._stop.is_set()
+
+    reader._stop.wait = wait_instead  # type: ignore[method-assign]
+    reader._run()  # in this thread; stops itself after 6 waits
+    assert waits == [0.01, 0.02, 0.04, 0.04, 0.04, 0.04]
+    assert reader.stats.failures == 6 and reader.state == "failed"
+
+
+def test_reader_measures_the_clock_offset_on_valid_rmc(tmp_path: Path, devices: list[PtyDevice]) -> None:
+    link = tmp_path / "ttyGNSS"
+    devices.append(PtyDevice(link, stream=epochs(lost_from=10), period_s=0.02))
+    skewed_now = (T0 + timedelta(hours=1)).timestamp()  # the system clock runs an hour ahead of GNSS
+    clock = ClockCheck("report", 2.0)
+    sink = Sink()
+    reader = GnssReader(str(link), 9600, sink, clock=clock, wallclock=lambda: skewed_now)
+    reader.start()
+    try:
+        wait(lambda: clock.readings >= 3, "clock readings")
+    finally:
+        reader.stop()
+    assert clock.skewed
+    assert clock.offset_s is not None and -3600 <= clock.offset_s < -3540  # GNSS second s: offset s - 3600
+    assert all(received == skewed_now for _, received in sink.positions)
+
+
+def test_clock_check_report_and_step() -> None:
+    stepped: list[float] = []
+    now = [T0.timestamp() + 100.0]
+    check = ClockCheck("step", 2.0, set_clock=stepped.append, now=lambda: now[0])
+    assert check.observe(T0, T0.timestamp() + 0.3) == pytest.approx(-0.3)
+    assert not check.skewed and stepped == []
+    for i in range(2):  # skewed by 100 s, not yet stable
+        check.observe(T0 + timedelta(seconds=i), T0.timestamp() + i - 100.0)
+    assert check.skewed and stepped == []
+    check.observe(T0 + timedelta(seconds=2), T0.timestamp() + 2 - 100.0)
+    assert stepped == [pytest.approx(now[0] + 100.0)] and check.steps == 1
+    for i in range(3, 8):  # at most one step per run
+        check.observe(T0 + timedelta(seconds=i), T0.timestamp() + i - 100.0)
+    assert len(stepped) == 1
+
+
+def test_clock_step_needs_privilege_and_a_plausible_gnss_time(caplog: pytest.LogCaptureFixture) -> None:
+    def refuse(t: float) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    check = ClockCheck("step", 2.0, set_clock=refuse, stable=2)
+    with caplog.at_level(logging.WARNING, logger="agent.peripherals.gnss"):
+        for i in range(4):
+            check.observe(T0 + timedelta(seconds=i), T0.timestamp() + i + 50.0)
+    assert check.mode == "report" and check.steps == 0
+    assert sum("cannot step" in r.getMessage() for r in caplog.records) == 1
+    assert sum("off GNSS UTC" in r.getMessage() for r in caplog.records) == 1  # logged once while skewed
+
+    stepped: list[float] = []
+    old = datetime(2006, 3, 1, tzinfo=UTC)  # a receiver after a week-number rollover
+    early = ClockCheck("step", 2.0, set_clock=stepped.append, stable=2)
+    for i in range(4):
+        early.observe(old + timedelta(seconds=i), T0.timestamp() + i)
+    assert early.skewed and stepped == []
+    assert ClockCheck("off").observe(T0, 0.0) is None
+    with pytest.raises(ConfigError):
+        ClockCheck("sometimes")
+
+
+def test_parser_hands_out_valid_rmc_times_once() -> None:
+    parser = NmeaParser()
+    for line in fix_lines(5):
+        parser.feed_line(line)
+    assert parser.take_rmc_time() == T0 + timedelta(seconds=5)
+    assert parser.take_rmc_time() is None
+    for line in fix_lines(6, valid=False):
+        parser.feed_line(line)
+    assert parser.take_rmc_time() is None
+
+
+def test_the_live_service_reports_positions_and_survives_the_receiver_leaving(
+        tmp_path: Path, devices: list[PtyDevice]) -> None:
+    import asyncio
+
+    from agent.config import load_config
+    from agent.service import AgentService
+    from tests.agent.test_service import write_config
+
+    link = tmp_path / "ttyGNSS"
+    first = PtyDevice(link, stream=epochs(), period_s=0.1)
+    devices.append(first)
+    cfg = write_config(tmp_path, None)
+    cfg.write_text(cfg.read_text().replace("[report]", f'[gnss]\nsource = "serial:{link}"\nmax_age_s = 0.5\n'
+                                           "reopen_initial_s = 0.05\nreopen_max_s = 0.2\n[report]\n"
+                                           "sampling_period_s = 0.2"))
+    service = AgentService(load_config(cfg))
+    sampled: list[Position | None] = []
+    service.pipeline.on_sample = lambda snapshot, alarm: sampled.append(snapshot.position)
+
+    def located(valid: bool) -> Callable[[], bool]:
+        return lambda: bool(sampled) and sampled[-1] is not None and sampled[-1].valid is valid
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(30, stop))
+
+        async def until(cond: Callable[[], bool], what: str) -> None:
+            end = time.monotonic() + 15.0
+            while not cond():
+                assert time.monotonic() < end, f"timed out waiting for {what}"
+                await asyncio.sleep(0.05)
+
+        try:
+            await until(located(True), "a report with a valid position")
+            first.disappear()
+            await until(located(False), "the last position marked invalid")
+            devices.append(PtyDevice(link, stream=epochs(start=30), period_s=0.1))
+            await until(located(True), "a valid position again")
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    assert service.gnss is not None and service.gnss.stats.opens == 2 and service.gnss.stats.failures >= 1
+    lost = [p for p in sampled if p is not None and not p.valid]
+    assert lost and all(abs(p.latitude - 39.9) < 1e-6 for p in lost)  # the last fix, flagged invalid
