@@ -7,11 +7,6 @@
 """
 
 try:
-    import socket
-except ImportError:  # very old ports
-    import usocket as socket  # type: ignore[no-redef]
-
-try:
     from typing import TYPE_CHECKING
 except ImportError:  # MicroPython: no typing module; annotations live in comments
     TYPE_CHECKING = False
@@ -27,10 +22,12 @@ class SocketLink:
         self.host = host
         self.port = port
         self.connect_timeout = connect_timeout
-        self._sock = None  # type: socket.socket | None
+        self._sock = None  # type: Any
 
     def open(self):
         # type: () -> bool
+        import socket  # here: a board without a network stack still runs the UART modem link
+
         self.close()
         try:
             addr = socket.getaddrinfo(self.host, self.port)[0][-1]
@@ -70,7 +67,7 @@ class SocketLink:
         if s is None:
             raise OSError("link closed")
         try:
-            data = s.recv(512)
+            data = s.recv(512)  # type: bytes
         except OSError as exc:
             if exc.args and exc.args[0] in (11, 35, 115):  # EAGAIN / EWOULDBLOCK / EINPROGRESS
                 return b""
