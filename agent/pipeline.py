@@ -196,6 +196,12 @@ class AgentPipeline:
             self._next_tick += 1
         return out
 
+    def clock_stepped(self) -> None:
+        """The system clock was stepped (``[gnss] clock = "step"``): the next ``tick(now)`` starts a new
+        grid at ``now`` instead of running (forward step) or waiting for (backward step) the ticks between."""
+        self._next_tick = None
+        self._last_ts = None
+
     def finish(self) -> list[Emitted]:
         """End of input (replay): run the ticks due by the last frame, bring the counters up to date."""
         out = self.tick(self._last_ts) if self._last_ts is not None else []

@@ -335,8 +335,12 @@ class AgentService:
         def deliver(position: Any, received: float) -> None:
             loop.call_soon_threadsafe(self.pipeline.feed_position, position, received)
 
+        def stepped(offset: float) -> None:  # the tick grid follows the system clock: start a new one
+            loop.call_soon_threadsafe(self.pipeline.clock_stepped)
+
+        clock = ClockCheck(g.clock, g.clock_max_offset_s, on_step=stepped)
         return GnssReader(device, baud, deliver, backoff_initial_s=g.reopen_initial_s,
-                          backoff_max_s=g.reopen_max_s, clock=ClockCheck(g.clock, g.clock_max_offset_s))
+                          backoff_max_s=g.reopen_max_s, clock=clock)
 
     def _can_source(self) -> Any:
         from agent.canbus.source import CanSource

@@ -239,7 +239,8 @@ class ClockCheck:
     ``offset_s`` = GNSS − system (positive: the system clock is behind). A skewed clock (``|offset| >
     max_offset_s``) is logged once per state change. Mode ``step``: after ``stable`` consecutive skewed
     readings that agree within 1 s, ``set_clock(now() + offset)`` is called once per run (a privilege
-    error is logged and the mode drops to ``report``); inject ``set_clock`` and ``now`` in tests.
+    error is logged and the mode drops to ``report``), then ``on_step(offset)`` (the service re-grids its
+    sampling ticks); inject ``set_clock`` and ``now`` in tests.
     """
 
     def __init__(
@@ -250,6 +251,7 @@ class ClockCheck:
         set_clock: Callable[[float], None] = set_system_clock,
         now: Callable[[], float] | None = None,
         stable: int = 3,
+        on_step: Callable[[float], None] | None = None,
     ) -> None:
         if mode not in CLOCK_MODES:
             raise ConfigError(f"off, report or step, not {mode!r}", key="gnss.clock")
@@ -260,6 +262,7 @@ class ClockCheck:
         self.set_clock = set_clock
         self.now = now or _time.time
         self.stable = stable
+        self.on_step = on_step
         self.offset_s: float | None = None
         self.skewed = False
         self.readings = 0
@@ -300,6 +303,8 @@ class ClockCheck:
         self.steps += 1
         self._recent = []
         log.warning("system clock stepped by %+.1f s to GNSS UTC", offset)
+        if self.on_step is not None:
+            self.on_step(offset)
 
 
 # ------------------------------------------------------------------------------------ live reader

@@ -274,3 +274,24 @@ def test_the_live_service_reports_positions_and_survives_the_receiver_leaving(
     assert service.gnss is not None and service.gnss.stats.opens == 2 and service.gnss.stats.failures >= 1
     lost = [p for p in sampled if p is not None and not p.valid]
     assert lost and all(abs(p.latitude - 39.9) < 1e-6 for p in lost)  # the last fix, flagged invalid
+
+
+def test_a_clock_step_regrids_the_pipeline_instead_of_running_the_skipped_ticks(tmp_path: Path) -> None:
+    from agent.config import load_config
+    from agent.pipeline import AgentPipeline
+    from tests.agent.test_service import write_config
+
+    pipeline = AgentPipeline(load_config(write_config(tmp_path, None)))
+    t = T0.timestamp()
+    pipeline.tick(t)
+    pipeline.tick(t + 2.0)
+    samples = pipeline.stats.samples
+    offsets: list[float] = []
+    check = ClockCheck("step", 2.0, set_clock=lambda s: None, now=lambda: t, stable=1,
+                       on_step=lambda offset: (offsets.append(offset), pipeline.clock_stepped()))
+    check.observe(T0 + timedelta(hours=1), t + 2.0)  # GNSS says an hour later: the clock is stepped
+    assert offsets == [pytest.approx(3598.0)]
+    pipeline.tick(t + 3600.0)
+    assert pipeline.stats.samples - samples <= 1  # not 1800 catch-up samples
+    pipeline.tick(t + 3602.0)
+    assert pipeline.stats.samples - samples <= 3
