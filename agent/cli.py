@@ -23,6 +23,7 @@ VERB_MODULES = (
     "agent.demo_cli",
     "sim.platform.cli",
     "agent.agent_cli",
+    "agent.upgrade_cli",
     "agent.doctor_cli",
     "agent.board_cli",
     "sim.fleet.cli",

@@ -251,3 +251,24 @@ def test_accepts_checks_scheme_and_parameters(tmp_path: Path) -> None:
 
 def test_signature_size_is_ed25519() -> None:
     assert len(KEY.sign(b"x")) == SIGNATURE_SIZE
+
+
+def test_cli_keygen_pack_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+
+    prefix = tmp_path / "maker"
+    assert main(["upgrade", "keygen", "--out", str(prefix)]) == 0
+    assert (prefix.with_suffix(".key").stat().st_mode & 0o777) == 0o600
+    payload = tmp_path / "tbox.whl"
+    payload.write_bytes(PAYLOAD)
+    pkg = tmp_path / "tbox.pkg"
+    assert main(["upgrade", "pack", str(payload), "--key", f"{prefix}.key", "--version", "0.2.0",
+                 "--hardware", "HW001", "--out", str(pkg)]) == 0
+    capsys.readouterr()
+    assert main(["upgrade", "verify", str(pkg), "--public-key", f"{prefix}.pub"]) == 0
+    assert '"version": "0.2.0"' in capsys.readouterr().out
+    assert main(["upgrade", "verify", str(pkg), "--public-key", f"{prefix}.pub",
+                 "--hardware-version", "HW002"]) == 2
+    pkg.write_bytes(pkg.read_bytes()[:-1])
+    assert main(["upgrade", "verify", str(pkg), "--public-key", f"{prefix}.pub"]) == 2
+    assert "REFUSED: upgrade payload" in capsys.readouterr().err
