@@ -27,9 +27,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def _clock():
-    # type: () -> float
-    return time.time() + (946684800 if time.gmtime(0)[0] == 2000 else 0)  # Unix seconds on any port
+_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0  # ports counting from 2000-01-01
+
+
+def _utc():
+    # type: () -> int
+    return int(time.time()) + _EPOCH  # Unix seconds on any port
 
 
 def _open_can(cfg, ids):
@@ -39,13 +42,13 @@ def _open_can(cfg, ids):
     try:
         from machine import CAN
 
-        return MachineCan(CAN(bus, bitrate), _clock, ids)
+        return MachineCan(CAN(bus, bitrate), time.ticks_ms, ids)  # type: ignore[arg-type]  # an int
     except ImportError:
         import pyb
 
         can = pyb.CAN(bus, pyb.CAN.NORMAL)
         can.init(pyb.CAN.NORMAL, baudrate=bitrate)
-        return PybCan(can, _clock, ids)
+        return PybCan(can, time.ticks_ms, ids)  # type: ignore[arg-type]  # _TicksMs is an int
 
 
 def main():
@@ -75,7 +78,18 @@ def main():
     can = _open_can(cfg.get("can", {}), list(tbox_table.ROUTES))
     r = cfg.get("ring", {})
     ring = Ring("tbox_ring.bin", r.get("slots", 256), r.get("slot_size", 256))
-    terminal = Terminal(tbox_table, can, link, ring, _clock, vin, iccid, cfg.get("options"))
+    terminal = Terminal(
+        tbox_table,
+        can,
+        link,
+        ring,
+        _utc,
+        time.ticks_ms,  # type: ignore[arg-type]  # the stubs' _TicksMs is an int at run time
+        vin,
+        iccid,
+        cfg.get("options"),
+        time.ticks_diff,
+    )
     ticks = 0
     try:
         while True:

@@ -29,7 +29,8 @@ BOARD = ROOT / "board" / "micropython"
 MPY = ROOT / ".cache/micropython/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
 RUNNER = Path(__file__).with_name("micropython") / "run.mjs"
 VENDOR = ROOT / "tests" / "canbus" / "data" / "vendor_ev.toml"
-NOW = 0.05
+NOW_MS = 50  # the firmware samples on a ms tick counter
+NOW = NOW_MS / 1000  # the sampler on seconds
 
 #: extremes from multiplexed pages of tbox_ev.dbc (cell voltages and probes), signed checks via expressions
 MUX_MAPPING = """
@@ -180,8 +181,8 @@ def test_firmware_decode_matches_the_sampler_in_cpython(which: str) -> None:
     for frames in _cases(mapping, 150, seed=7):
         signals = signals_cls(table)
         for key, data in frames:
-            signals.put(key, bytes.fromhex(data), 0.0)
-        got = _normal(signals.sample(NOW))
+            signals.put(key, bytes.fromhex(data), 0)
+        got = _normal(signals.sample(NOW_MS))
         want = _reference(mapping, frames)
         assert _same(got, want), (frames, got, want)
 
@@ -191,10 +192,11 @@ def test_stale_frames_are_invalid_and_unknown_ids_counted() -> None:
     signals = _firmware_cpython()(_module(mapping, "tbox_table"))
     frames = _cases(mapping, 1, seed=3)[0]
     for key, data in frames:
-        signals.put(key, bytes.fromhex(data), 0.0)
-    signals.put(0x7FF, b"\x00" * 8, 0.0)
+        signals.put(key, bytes.fromhex(data), 0)
+    signals.put(0x7FF, b"\x00" * 8, 0)
     assert signals.unknown == 1
-    late = signals.sample(100.0)
+    assert signals.sample(50)["vehicle"]["total_voltage"] is not None
+    late = signals.sample(100_000)
     assert all(v is None for v in late["vehicle"].values())
     assert all(v is None for v in late["extremes"].values())
 
@@ -250,8 +252,8 @@ def test_firmware_decode_matches_the_sampler_under_micropython(tmp_path: Path) -
         "    for frames in cases:\n"
         "        s = Signals(table)\n"
         "        for key, data in frames:\n"
-        "            s.put(key, bytes.fromhex(data), 0.0)\n"
-        "        print('SNAP', which, json.dumps(s.sample(0.05)))\n"
+        "            s.put(key, bytes.fromhex(data), 0)\n"
+        "        print('SNAP', which, json.dumps(s.sample(50)))\n"
     )
     result = subprocess.run(
         [node, str(RUNNER), str(MPY), str(script), str(stage), *files],
@@ -268,3 +270,67 @@ def test_firmware_decode_matches_the_sampler_under_micropython(tmp_path: Path) -
         assert len(got[which]) == len(expected[which])
         for g, w in zip(got[which], expected[which], strict=True):
             assert _same(g, w), (which, g, w)
+
+
+class _MachineBus:
+    """machine.CAN as the firmware uses it: set_filters, recv() -> (id, data, flags, errors) | None."""
+
+    def __init__(self, messages: list[tuple[int, bytes, int]], filters_ok: bool = True) -> None:
+        self.messages = messages
+        self.filters: list[Any] = []
+        self.filters_ok = filters_ok
+
+    def set_filters(self, filters: Any) -> None:
+        if filters is not None and not self.filters_ok:
+            raise ValueError("not enough filter banks")
+        self.filters.append(filters)
+
+    def recv(self) -> tuple[int, memoryview, int, int] | None:
+        if not self.messages:
+            return None
+        ident, data, flags = self.messages.pop(0)
+        return ident, memoryview(data), flags, 0
+
+
+class _PybBus:
+    """pyb.CAN as the firmware uses it: setfilter banks, any(0), recv(0) -> (id, ext, rtr, fmi, data)."""
+
+    LIST16 = 1
+
+    def __init__(self, messages: list[tuple[int, bool, bytes]]) -> None:
+        self.messages = messages
+        self.banks: list[tuple[int, int, int, list[int]]] = []
+
+    def setfilter(self, bank: int, mode: int, fifo: int, ids: list[int]) -> None:
+        self.banks.append((bank, mode, fifo, ids))
+
+    def any(self, fifo: int) -> bool:
+        return bool(self.messages)
+
+    def recv(self, fifo: int, timeout: int = 5000) -> tuple[int, bool, bool, int, bytes]:
+        ident, extended, data = self.messages.pop(0)
+        return ident, extended, False, 0, data
+
+
+def test_can_adapters_filter_and_key_the_frames() -> None:
+    sys.path.insert(0, str(BOARD))
+    try:
+        from tbox_lite.can_io import MachineCan, PybCan
+    finally:
+        sys.path.remove(str(BOARD))
+    ids = [0x100, 0x120, 0x18FF0001 | 0x80000000]
+    bus = _MachineBus([(0x100, b"\x01\x02", 0), (0x18FF0001, b"\x03", 2)])
+    can = MachineCan(bus, lambda: 1234, ids)
+    assert bus.filters == [[(0x100, 0x7FF, 0), (0x120, 0x7FF, 0), (0x18FF0001, 0x1FFFFFFF, 2)]]
+    assert can.recv() == (0x100, b"\x01\x02", 1234)
+    assert can.recv() == (0x18FF0001 | 0x80000000, b"\x03", 1234)
+    assert can.recv() is None
+    few = _MachineBus([], filters_ok=False)
+    MachineCan(few, lambda: 0, ids)
+    assert few.filters == [None]  # too many ids for the controller: receive all, the table drops the rest
+    pyb = _PybBus([(0x120, False, b"\xaa"), (0x1FFFFFF, True, b"\xbb")])
+    can2 = PybCan(pyb, lambda: 7, [0x100, 0x120, 0x130, 0x140, 0x150])
+    assert pyb.banks == [(0, 1, 0, [0x100, 0x120, 0x130, 0x140]), (1, 1, 0, [0x150] * 4)]
+    assert can2.recv() == (0x120, b"\xaa", 7)
+    assert can2.recv() == (0x1FFFFFF | 0x80000000, b"\xbb", 7)
+    assert can2.recv() is None

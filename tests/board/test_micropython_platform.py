@@ -45,11 +45,17 @@ def _firmware() -> types.SimpleNamespace:
 
 
 class _Clock:
+    """Float time for the recording; integer UTC seconds and ms ticks for the firmware."""
+
     def __init__(self, t: float) -> None:
+        self.start = t
         self.t = t
 
-    def __call__(self) -> float:
-        return self.t
+    def seconds(self) -> int:
+        return int(self.t)
+
+    def ticks_ms(self) -> int:
+        return round((self.t - self.start) * 1000)
 
     def utc(self) -> datetime:
         return datetime.fromtimestamp(self.t, UTC)
@@ -63,12 +69,12 @@ class _Can:
         self.clock = clock
         self.i = 0
 
-    def recv(self) -> tuple[int, bytes, float] | None:
+    def recv(self) -> tuple[int, bytes, int] | None:
         if self.i >= len(self.frames) or self.frames[self.i][0] >= self.clock.t:
             return None
         stamp, key, data = self.frames[self.i]
         self.i += 1
-        return key, data, stamp
+        return key, data, round((stamp - self.clock.start) * 1000)
 
 
 class _Platform:
@@ -115,8 +121,8 @@ def test_firmware_frames_conform_at_the_reference_platform(tmp_path: Path, editi
         link = fw.SocketLink("127.0.0.1", platform.server.port, 5.0)
         ring = fw.Ring(str(tmp_path / "ring.bin"), 16, 256)
         options = {"period_s": 2, "serial_path": str(tmp_path / "serial.txt")}
-        term = fw.Terminal(table, _Can(frames, clock), link, ring, clock, VIN.encode(),
-                           b"89860000000000000002", options)
+        term = fw.Terminal(table, _Can(frames, clock), link, ring, clock.seconds, clock.ticks_ms,
+                           VIN.encode(), b"89860000000000000002", options)
         for step in range(int(SECONDS * 20) + 1):
             clock.t = START.timestamp() + step / 20
             term.poll()

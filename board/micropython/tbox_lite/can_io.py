@@ -1,7 +1,7 @@
 """CAN input adapters: ``recv() -> (key, data, stamp) | None`` without blocking.
 
 ``key`` is the CAN id with bit 31 set for a 29-bit id (the table's ``ROUTES`` keys), ``stamp`` the
-receive time in seconds on the terminal's clock (``clock()``). Both adapters filter in hardware to
+receive time in milliseconds of the terminal's tick counter (``ticks_ms()``). Both adapters filter in hardware to
 the table's ids where the controller can. A test shim replaces them with recorded frames.
 """
 
@@ -19,10 +19,10 @@ FLAG_EXT_ID = 2  # machine.CAN.FLAG_EXT_ID
 class MachineCan:
     """``machine.CAN`` (MicroPython >= 1.25 API: ``recv() -> (id, data, flags, errors)``)."""
 
-    def __init__(self, bus, clock, ids=None):
-        # type: (Any, Callable[[], float], Iterable[int] | None) -> None
+    def __init__(self, bus, ticks_ms, ids=None):
+        # type: (Any, Callable[[], int], Iterable[int] | None) -> None
         self.bus = bus
-        self.clock = clock
+        self.ticks_ms = ticks_ms
         self.errors = 0
         filters = None
         if ids is not None:
@@ -38,7 +38,7 @@ class MachineCan:
             bus.set_filters(None)
 
     def recv(self):
-        # type: () -> tuple[int, bytes, float] | None
+        # type: () -> tuple[int, bytes, int] | None
         try:
             msg = self.bus.recv()
         except OSError:
@@ -48,16 +48,16 @@ class MachineCan:
             return None
         ident, data, flags = msg[0], msg[1], msg[2]
         key = ident | EXTENDED if flags & FLAG_EXT_ID else ident
-        return key, bytes(data), self.clock()
+        return key, bytes(data), self.ticks_ms()
 
 
 class PybCan:
     """``pyb.CAN`` (STM32 boards): FIFO 0, LIST16 filter banks of 4 standard ids."""
 
-    def __init__(self, bus, clock, ids=None):
-        # type: (Any, Callable[[], float], Iterable[int] | None) -> None
+    def __init__(self, bus, ticks_ms, ids=None):
+        # type: (Any, Callable[[], int], Iterable[int] | None) -> None
         self.bus = bus
-        self.clock = clock
+        self.ticks_ms = ticks_ms
         self.errors = 0
         if ids is not None:
             std = [i for i in ids if not i & EXTENDED]
@@ -69,7 +69,7 @@ class PybCan:
                 pass  # fewer banks than needed: the table ignores unknown ids anyway
 
     def recv(self):
-        # type: () -> tuple[int, bytes, float] | None
+        # type: () -> tuple[int, bytes, int] | None
         bus = self.bus
         try:
             if not bus.any(0):
@@ -80,4 +80,4 @@ class PybCan:
             return None
         extended = len(msg) >= 5 and msg[1] is True  # (id, extended, rtr, fmi, data) since 1.20
         key = msg[0] | EXTENDED if extended else msg[0]
-        return key, bytes(msg[-1]), self.clock()
+        return key, bytes(msg[-1]), self.ticks_ms()

@@ -2,7 +2,9 @@
 
 The hot path (``put``) only stores a frame's bytes and timestamp in the slot of its group (a CAN id,
 or one page of a multiplexed message); decoding happens in ``sample`` for the mapped signals only.
-A field whose frame is missing, stale or too short, or whose raw value is an SNA code, is ``None``
+Times are integer milliseconds of a wrapping tick counter
+(``time.ticks_ms``; differences through ``ticks_diff``), never float Unix seconds: boards with
+single-precision floats could not resolve them. A field whose frame is missing, stale or too short, or whose raw value is an SNA code, is ``None``
 (invalid), never its last value. Same rules as the CPython sampler (agent/canbus/sampler.py) minus
 the counter/checksum checks.
 """
@@ -12,12 +14,17 @@ try:
 except ImportError:  # MicroPython: no typing module; annotations live in comments
     TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
 CONST = 0
 NUMBER = 1
 CODED = 2
 BOOL_EXPR = 3
 BOOL_SIGNAL = 4
+
+
+def _sub(a, b):
+    # type: (int, int) -> int
+    return a - b
 
 
 def extract(data, start, length, big):
@@ -49,28 +56,29 @@ def extract(data, start, length, big):
 class Signals:
     """Frame slots + the table's rules -> snapshot dicts (``None`` = invalid)."""
 
-    def __init__(self, table):
-        # type: (Any) -> None
+    def __init__(self, table, ticks_diff=None):
+        # type: (Any, Callable[[int, int], int] | None) -> None
         self.table = table
+        self.diff = ticks_diff if ticks_diff is not None else _sub
         if getattr(table, "FORMAT", None) != 1:
             raise ValueError("signal table format " + str(getattr(table, "FORMAT", None)) + ", want 1")
         self.routes = table.ROUTES
         self.specs = table.SIGNALS
         count = len(table.GROUPS)
         self.data = [b""] * count  # type: list[bytes]
-        self.stamp = [0.0] * count  # type: list[float]
+        self.stamp = [0] * count  # type: list[int]
         self.seen = bytearray(count)
         self.frames = 0
         self.unknown = 0
         self.no_mux = 0
-        self._now = 0.0
+        self._now = 0
         self._memory = {}  # type: dict[str, dict[int, int]]
 
     # -- hot path
 
     def put(self, key, data, stamp):
-        # type: (int, bytes, float) -> None
-        """Store one frame (``key``: CAN id, bit 31 set for a 29-bit id) received at ``stamp`` (s)."""
+        # type: (int, bytes, int) -> None
+        """Store one frame (``key``: CAN id, bit 31 set for a 29-bit id) received at tick ``stamp`` (ms)."""
         route = self.routes.get(key)
         if route is None:
             self.unknown += 1
@@ -95,7 +103,7 @@ class Signals:
         """Physical value of table signal ``index`` at the sampling time, None when invalid."""
         spec = self.specs[index]
         group = spec[0]
-        if not self.seen[group] or (self._now - self.stamp[group]) * 1000 > spec[8]:
+        if not self.seen[group] or self.diff(self._now, self.stamp[group]) > spec[8]:
             return None
         length = spec[2]
         raw = extract(self.data[group], spec[1], length, spec[3])
@@ -222,8 +230,8 @@ class Signals:
         return codes
 
     def sample(self, now):
-        # type: (float) -> dict[str, Any]
-        """The snapshot at ``now`` (the frames' clock, s): vehicle, motors, extremes, faults, codes."""
+        # type: (int) -> dict[str, Any]
+        """The snapshot at tick ``now`` (ms, the frames' clock): vehicle, motors, extremes, faults, codes."""
         self._now = now
         t = self.table
         motors = []

@@ -6,14 +6,16 @@ records kept in a flash ring.
 1. moves received CAN frames (at most ``max_frames``) into the frame slots (no decoding);
 2. runs the link: connect, vehicle login (0x01), wait for the platform's success reply, retry after
    ``retry_s`` (1 min, spec §6); replies are split with ``agent.protocol.wire.Framer``;
-3. samples once per whole second of the clock; a record is made every ``period_s`` (10 s) or every
+3. samples once per whole second of ``utc()``; a record is made every ``period_s`` (10 s) or every
    ``alarm_period_s`` (1 s) while the highest alarm level is 3; online it goes out as realtime 0x02,
    else into the ring;
 4. online, drains the ring oldest first as reissue 0x03 (``reissue_per_poll`` per call);
 5. sends a heartbeat (0x07) after ``heartbeat_s`` without traffic.
 
 Everything external is injected: ``can`` (``recv()``), ``link`` (see link.py), ``ring`` (ring.py),
-``clock()`` (Unix seconds, UTC).
+``utc()`` (integer Unix seconds: record times, periods, timeouts) and ``ticks_ms()`` with ``ticks_diff``
+(frame ages: integer milliseconds, as ``time.ticks_ms``/``time.ticks_diff``; floats are single
+precision on many boards and cannot hold Unix time).
 """
 
 from agent.protocol import wire
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     class CanInput(Protocol):
         """can_io.MachineCan / can_io.PybCan or a test shim."""
 
-        def recv(self) -> "tuple[int, bytes, float] | None": ...
+        def recv(self) -> "tuple[int, bytes, int] | None": ...
 
     class Link(Protocol):
         """link.SocketLink / link.UartModemLink or a test shim."""
@@ -76,22 +78,23 @@ DEFAULTS = {
 class Terminal:
     """One vehicle's lite terminal; the report edition is the table's ``EDITION``."""
 
-    def __init__(self, table, can, link, ring, clock, vin, iccid, options=None):
-        # type: (Any, CanInput, Link, Store, Callable[[], float], bytes, bytes, dict[str, Any] | None) -> None
+    def __init__(self, table, can, link, ring, utc, ticks_ms, vin, iccid, options=None, ticks_diff=None):
+        # type: (Any, CanInput, Link, Store, Callable[[], int], Callable[[], int], bytes, bytes, dict[str, Any] | None, Callable[[int, int], int] | None) -> None
         if len(vin) != 17:
             raise ValueError("VIN must be 17 bytes")
         self.opts = dict(DEFAULTS)  # type: dict[str, Any]
         if options:
             self.opts.update(options)
         self.table = table
-        self.signals = Signals(table)
+        self.signals = Signals(table, ticks_diff)
         self.alarms = Alarms(table)
         self.subsystems = getattr(table, "SUBSYSTEMS", 1)
         self.edition = getattr(table, "EDITION", 2016)
         self.can = can
         self.link = link
         self.ring = ring
-        self.clock = clock
+        self.utc = utc
+        self.ticks_ms = ticks_ms
         self.vin = vin
         self.iccid = iccid
         self.framer = wire.Framer(1024)
@@ -102,9 +105,9 @@ class Terminal:
         self.flags = 0
         self._next_tick = -1
         self._next_report = -1
-        self._next_connect = 0.0
-        self._deadline = 0.0
-        self._last_tx = 0.0
+        self._next_connect = 0
+        self._deadline = 0
+        self._last_tx = 0
         # counters
         self.sent_realtime = 0
         self.sent_reissue = 0
@@ -130,7 +133,7 @@ class Terminal:
         except OSError:
             ok = False
         if ok:
-            self._last_tx = self.clock()
+            self._last_tx = self.utc()
             return True
         self._drop_link()
         return False
@@ -145,12 +148,12 @@ class Terminal:
             pass
         self.state = DOWN
         self.framer = wire.Framer(1024)
-        self._next_connect = self.clock() + self.opts["retry_s"]
+        self._next_connect = self.utc() + self.opts["retry_s"]
 
     def _login_serial(self, now):
-        # type: (float) -> int
+        # type: (int) -> int
         """+1 per login, back to 1 each (Beijing) day; kept in a small file across restarts."""
-        y, m, d = report.beijing_fields(int(now))[:3]
+        y, m, d = report.beijing_fields(now)[:3]
         day = y * 10000 + m * 100 + d
         path = self.opts["serial_path"]
         last_day, last = 0, 0
@@ -169,7 +172,7 @@ class Terminal:
         return serial
 
     def _run_link(self, now):
-        # type: (float) -> None
+        # type: (int) -> None
         if self.state == DOWN:
             if now < self._next_connect:
                 return
@@ -186,7 +189,7 @@ class Terminal:
             self._deadline = now + self.opts["reply_timeout_s"]
             self.logins += 1
             codes = [c.encode() if isinstance(c, str) else c for c in self.opts.get("pack_codes") or ()]
-            body = report.login(self.edition, int(now), self.serial, self.iccid, self.subsystems, codes)
+            body = report.login(self.edition, now, self.serial, self.iccid, self.subsystems, codes)
             self._send(LOGIN, body)
             return
         try:
@@ -212,9 +215,9 @@ class Terminal:
 
     # -- sampling and records
 
-    def _record(self, t):
-        # type: (int) -> None
-        snap = self.signals.sample(t)
+    def _record(self, t, ms):
+        # type: (int, int) -> None
+        snap = self.signals.sample(ms)
         alarm = self.alarms.update(snap)
         self.level, self.flags = alarm[0], alarm[1]
         period = self.opts["alarm_period_s"] if self.level >= 3 else self.opts["period_s"]
@@ -247,7 +250,8 @@ class Terminal:
     def poll(self):
         # type: () -> None
         """One pass of the main loop (see the module docstring)."""
-        now = self.clock()
+        now = self.utc()
+        ms = self.ticks_ms()
         put = self.signals.put
         recv = self.can.recv
         for _ in range(self.opts["max_frames"]):
@@ -256,10 +260,10 @@ class Terminal:
                 break
             put(frame[0], frame[1], frame[2])
         self._run_link(now)
-        if self._next_tick < 0 or now - self._next_tick > 60:  # start, or the clock jumped
-            self._next_tick = int(now) + 1
+        if self._next_tick < 0 or not -60 <= now - self._next_tick <= 60:  # start, or the clock was set
+            self._next_tick = now + 1
         while self._next_tick <= now:
-            self._record(self._next_tick)
+            self._record(self._next_tick, ms)
             self._next_tick += 1
         if self.state == ONLINE:
             if len(self.ring):
@@ -271,7 +275,7 @@ class Terminal:
         # type: () -> None
         """Vehicle logout (0x04) when online, then close the link."""
         if self.state == ONLINE:
-            self._send(LOGOUT, report.logout(int(self.clock()), self.serial))
+            self._send(LOGOUT, report.logout(self.utc(), self.serial))
         try:  # noqa: SIM105 - MicroPython has no contextlib
             self.link.close()
         except OSError:

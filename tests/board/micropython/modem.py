@@ -84,10 +84,13 @@ class NoCan:
 
 class Clock:
     def __init__(self):
-        self.t = 1735689600.0
+        self.t = 1735689600
 
-    def __call__(self):
+    def utc(self):
         return self.t
+
+    def ticks_ms(self):
+        return (self.t - 1735689600) * 1000
 
 
 ticks = Ticks()
@@ -96,10 +99,10 @@ link = UartModemLink(modem, "203.0.113.7", 32960, ticks.sleep_ms, ticks.ticks_ms
 print("ICCID", link.iccid().decode())
 clock = Clock()
 ring = Ring("/ring.bin", 8, 256)
-term = Terminal(tbox_table, NoCan(), link, ring, clock, b"LTBXLTE0000000003", b"89860000000000000003",
-                {"period_s": 2, "retry_s": 3, "serial_path": "/serial.txt"})
+term = Terminal(tbox_table, NoCan(), link, ring, clock.utc, clock.ticks_ms, b"LTBXLTE0000000003",
+                b"89860000000000000003", {"period_s": 2, "retry_s": 3, "serial_path": "/serial.txt"})
 for second in range(12):
-    clock.t = 1735689600.0 + second
+    clock.t = 1735689600 + second
     term.poll()
     term.poll()  # reads the login reply
     print("STATE", second, term.state)

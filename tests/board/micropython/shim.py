@@ -22,12 +22,20 @@ with open("/params.json") as f:
 
 
 class Clock:
+    """50 ms steps: float time for the recording, integer UTC seconds and ms ticks for the firmware."""
+
     def __init__(self, start):
         self.step = 0
         self.start = start
 
     def __call__(self):
         return self.start + self.step / 20
+
+    def utc(self):
+        return int(self.start) + self.step // 20
+
+    def ticks_ms(self):
+        return self.step * 50
 
 
 class FakeCan:
@@ -47,7 +55,7 @@ class FakeCan:
             self.pending = None
             return
         stamp, key, length = struct.unpack_from(">dIB", self.buf, 0)
-        self.pending = (key, bytes(self.buf[13:13 + length]), stamp)
+        self.pending = (key, bytes(self.buf[13:13 + length]), stamp, round((stamp - self.clock.start) * 1000))
 
     def recv(self):
         p = self.pending
@@ -55,7 +63,7 @@ class FakeCan:
             return None
         self._next()
         self.count += 1
-        return p
+        return p[0], p[1], p[3]
 
 
 class FakeLink:
@@ -136,7 +144,9 @@ can = FakeCan("/frames.bin", clock)
 link = FakeLink(clock)
 ring = Ring("/ring.bin", P["slots"], 256)
 vin = P["vin"].encode()
-term = Terminal(tbox_table, can, link, ring, clock, vin, b"89860000000000000001", P["options"])
+term = Terminal(
+    tbox_table, can, link, ring, clock.utc, clock.ticks_ms, vin, b"89860000000000000001", P["options"]
+)
 STATE = {"step": 0, "peak": 0, "step_peak": 0, "steps": int((P["end"] - P["start"]) * 20)}
 
 
