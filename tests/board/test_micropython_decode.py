@@ -334,3 +334,18 @@ def test_can_adapters_filter_and_key_the_frames() -> None:
     assert can2.recv() == (0x120, b"\xaa", 7)
     assert can2.recv() == (0x1FFFFFF | 0x80000000, b"\xbb", 7)
     assert can2.recv() is None
+
+
+def test_a_frame_older_than_a_minute_stays_invalid_across_the_ticks_wrap() -> None:
+    mapping = _mux()
+    period = 1 << 30  # time.ticks_ms wraps here
+
+    def ticks_diff(a: int, b: int) -> int:
+        return ((a - b + period // 2) % period) - period // 2
+
+    signals = _firmware_cpython()(_module(mapping, "tbox_table"), ticks_diff)
+    for key, data in _cases(mapping, 1, seed=3)[0]:
+        signals.put(key, bytes.fromhex(data), period - 10)
+    assert signals.sample(40)["vehicle"]["total_voltage"] is not None  # 50 ms old across the wrap
+    assert signals.sample(90_000)["vehicle"]["total_voltage"] is None  # dead after a minute
+    assert signals.sample(period - 5)["vehicle"]["total_voltage"] is None  # a whole period later: still dead

@@ -67,7 +67,8 @@ class Signals:
         count = len(table.GROUPS)
         self.data = [b""] * count  # type: list[bytes]
         self.stamp = [0] * count  # type: list[int]
-        self.seen = bytearray(count)
+        self.seen = bytearray(count)  # ever received (optional motors, expression terms)
+        self.live = bytearray(count)  # received within the last minute: ages stay inside the ticks range
         self.frames = 0
         self.unknown = 0
         self.no_mux = 0
@@ -95,6 +96,7 @@ class Signals:
         self.data[group] = data
         self.stamp[group] = stamp
         self.seen[group] = 1
+        self.live[group] = 1
 
     # -- decoding
 
@@ -103,7 +105,10 @@ class Signals:
         """Physical value of table signal ``index`` at the sampling time, None when invalid."""
         spec = self.specs[index]
         group = spec[0]
-        if not self.seen[group] or self.diff(self._now, self.stamp[group]) > spec[8]:
+        if not self.live[group]:
+            return None
+        age = self.diff(self._now, self.stamp[group])
+        if age < 0 or age > spec[8]:
             return None
         length = spec[2]
         raw = extract(self.data[group], spec[1], length, spec[3])
@@ -233,6 +238,12 @@ class Signals:
         # type: (int) -> dict[str, Any]
         """The snapshot at tick ``now`` (ms, the frames' clock): vehicle, motors, extremes, faults, codes."""
         self._now = now
+        live = self.live
+        for g in range(len(live)):  # a frame older than a minute is dead until the next one arrives
+            if live[g]:
+                age = self.diff(now, self.stamp[g])
+                if age < 0 or age > 60000:
+                    live[g] = 0
         t = self.table
         motors = []
         for number, optional, groups, rules in t.MOTORS:
