@@ -2,16 +2,20 @@
 
 ``NmeaParser`` is sans-I/O: feed it lines, it returns a ``Position`` per fix epoch (one RMC, plus the
 GGA of the same time for the altitude when there is one). Without a fix (RMC status ``V``) the position
-is the last valid one with ``valid=False``, as GB/T 32960 wants. Bad lines (checksum, garbage) are
-counted per kind and logged once per kind, never raised.
+is the last valid one with ``valid=False``, as GB/T 32960 wants (NaN coordinates before the first fix,
+which the report builder sends as INVALID). Bad lines (checksum, garbage) are counted per kind and
+logged once per kind, never raised.
 
-Sources: ``read_positions(path)`` for an NMEA file (``tbox replay --nmea``), ``SerialNmea`` for a
-receiver on a serial port (pyserial), ``open_source("serial:/dev/ttyS0:9600" | path)``.
+Sources: ``read_positions(path)`` for an NMEA file (``tbox replay --nmea``); ``GnssReader`` for the live
+agent (a thread that reopens a receiver that went away, with capped backoff, and feeds ``ClockCheck``);
+``SerialNmea`` for a single blocking read loop (``tbox doctor``); ``parse_source("serial:DEV:BAUD" |
+path)``. docs/peripherals.md.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -129,8 +133,8 @@ class NmeaParser:
             self._last_valid = (lat, lon)
         elif self._last_valid is not None:
             lat, lon = self._last_valid
-        else:
-            lat, lon = 0.0, 0.0
+        else:  # never had a fix: no position to repeat (the builder sends the INVALID coordinates)
+            lat, lon = math.nan, math.nan
         speed = _float(getattr(rmc, "spd_over_grnd", None)) if valid else None
         heading = _float(getattr(rmc, "true_course", None)) if valid else None
         altitude = _float(getattr(gga, "altitude", None)) if valid and gga is not None else None

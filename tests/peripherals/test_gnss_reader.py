@@ -111,7 +111,7 @@ def test_the_receiver_disappears_and_returns_at_the_same_path(tmp_path: Path, de
             wait(lambda: reader.state == "failed" and reader.stats.failures >= 4, "failed reopens")
             before = sink.count()
             devices.append(PtyDevice(link, stream=epochs(start=30), period_s=0.02))  # plugged back
-            wait(lambda: reader.stats.opens == 2 and sink.count() >= before + 3, "positions again")
+            wait(lambda: reader.stats.opens >= 2 and sink.count() >= before + 3, "positions again")
             assert reader.state == "open"
         finally:
             reader.stop()
@@ -119,8 +119,9 @@ def test_the_receiver_disappears_and_returns_at_the_same_path(tmp_path: Path, de
     later = [p for p, _ in sink.positions[before:]]
     assert all(p.valid and p.time is not None and p.time.second >= 30 for p in later)
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert sum("reopening every" in m for m in messages) == 1  # once per state change, not per attempt
-    assert sum("is back" in m for m in messages) == 1
+    episodes = sum("reopening every" in m for m in messages)  # once per state change, not per attempt
+    assert episodes == sum("is back" in m for m in messages) >= 1
+    assert reader.stats.failures >= 4 > episodes
 
 
 def test_a_failing_consumer_does_not_kill_the_reader(tmp_path: Path, devices: list[PtyDevice]) -> None:
@@ -271,7 +272,7 @@ def test_the_live_service_reports_positions_and_survives_the_receiver_leaving(
             await asyncio.wait_for(task, 10)
 
     asyncio.run(main())
-    assert service.gnss is not None and service.gnss.stats.opens == 2 and service.gnss.stats.failures >= 1
+    assert service.gnss is not None and service.gnss.stats.opens >= 2 and service.gnss.stats.failures >= 1
     lost = [p for p in sampled if p is not None and not p.valid]
     assert lost and all(abs(p.latitude - 39.9) < 1e-6 for p in lost)  # the last fix, flagged invalid
 
@@ -295,3 +296,51 @@ def test_a_clock_step_regrids_the_pipeline_instead_of_running_the_skipped_ticks(
     assert pipeline.stats.samples - samples <= 1  # not 1800 catch-up samples
     pipeline.tick(t + 3602.0)
     assert pipeline.stats.samples - samples <= 3
+
+
+def test_no_fix_yet_gives_invalid_coordinates_not_zero() -> None:
+    from agent.protocol.model import Edition, LocationStatus, Special
+    from agent.report.builder import BuildOptions, location_block
+    from agent.report.snapshot import Snapshot
+
+    parser = NmeaParser()
+    first = list(parser.feed(fix_lines(1, valid=False)))
+    assert len(first) == 1 and not first[0].valid
+    block = location_block(Snapshot(T0, position=first[0]), Edition.E2016, BuildOptions())
+    assert block.status & LocationStatus.INVALID_FIX
+    assert block.latitude is Special.INVALID and block.longitude is Special.INVALID
+    valid = list(parser.feed(fix_lines(2)))
+    lost = list(parser.feed(fix_lines(3, valid=False)))
+    assert (lost[0].latitude, lost[0].longitude) == (valid[0].latitude, valid[0].longitude)
+    block = location_block(Snapshot(T0, position=lost[0]), Edition.E2016, BuildOptions())
+    assert block.status & LocationStatus.INVALID_FIX and block.latitude == pytest.approx(39.9)
+
+
+@pytest.mark.parametrize(("name", "code"), [("wgs84", 0x01), ("gcj02", 0x02), ("cgcs2000", 0x03),
+                                            ("other", 0x03), ("GCJ02", 0x02)])
+def test_coordinate_system_config_reaches_the_2025_location_block(name: str, code: int) -> None:
+    from agent.config import parse_config
+    from agent.protocol.model import Edition
+    from agent.report.builder import BuildOptions, location_block
+    from agent.report.snapshot import Snapshot
+
+    text = f'[vehicle]\nvin = "LTBXEV00000000001"\n[can]\nmapping = "m.toml"\n[gnss]\n' \
+        f'coordinate_system = "{name}"\n'
+    cs = parse_config(text).gnss.coordinate_system
+    block = location_block(Snapshot(T0, position=Position(39.9, 116.4)), Edition.E2025, BuildOptions(cs))
+    assert int(block.coordinate_system) == code  # type: ignore[union-attr]
+
+
+def test_gnss_config_errors_name_the_key() -> None:
+    from agent.config import parse_config
+
+    base = '[vehicle]\nvin = "LTBXEV00000000001"\n[can]\nmapping = "m.toml"\n[gnss]\n'
+    for body, key in (('coordinate_system = "bd09"', "gnss.coordinate_system"),
+                      ('clock = "ntp"', "gnss.clock"),
+                      ("reopen_initial_s = 5.0\nreopen_max_s = 1.0", "gnss.reopen_max_s"),
+                      ("clock_max_offset_s = 0.1", "gnss.clock_max_offset_s")):
+        with pytest.raises(ConfigError) as info:
+            parse_config(base + body)
+        assert info.value.key == key
+    g = parse_config(base).gnss
+    assert (g.clock, g.clock_max_offset_s, g.reopen_initial_s, g.reopen_max_s) == ("report", 2.0, 0.5, 30.0)
