@@ -349,3 +349,56 @@ def test_a_frame_older_than_a_minute_stays_invalid_across_the_ticks_wrap() -> No
     assert signals.sample(40)["vehicle"]["total_voltage"] is not None  # 50 ms old across the wrap
     assert signals.sample(90_000)["vehicle"]["total_voltage"] is None  # dead after a minute
     assert signals.sample(period - 5)["vehicle"]["total_voltage"] is None  # a whole period later: still dead
+
+
+class _FailingRing:
+    """A flash ring on a full or failing file system."""
+
+    capacity = 247
+
+    def __len__(self) -> int:
+        return 0
+
+    def push(self, record: bytes) -> None:
+        raise OSError(28, "no space left")
+
+    def peek(self) -> bytes | None:
+        raise OSError(5, "I/O error")
+
+    def pop(self) -> None:
+        raise OSError(5, "I/O error")
+
+
+class _DownLink:
+    def open(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> bool:
+        return False
+
+    def read(self) -> bytes:
+        raise OSError("down")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_flash_never_stops_the_terminal(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BOARD))
+    try:
+        from tbox_lite.terminal import Terminal
+    finally:
+        sys.path.remove(str(BOARD))
+    clock = {"t": 1_735_689_600}
+
+    class _NoCan:
+        def recv(self) -> None:
+            return None
+
+    term = Terminal(_module(_mux(), "tbox_table"), _NoCan(), _DownLink(), _FailingRing(),
+                    lambda: clock["t"], lambda: (clock["t"] - 1_735_689_600) * 1000,
+                    b"LTBXLTE0000000004", b"", {"period_s": 1, "serial_path": str(tmp_path / "s.txt")})
+    for _ in range(5):
+        clock["t"] += 1
+        term.poll()
+    assert term.store_errors == 4 and term.stored == 0  # every record (from the 2nd second) counted

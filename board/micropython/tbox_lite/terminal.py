@@ -113,6 +113,7 @@ class Terminal:
         self.sent_reissue = 0
         self.stored = 0
         self.dropped = 0
+        self.store_errors = 0
         self.logins = 0
         self.link_failures = 0
 
@@ -233,18 +234,30 @@ class Terminal:
         if len(body) > self.ring.capacity:
             self.dropped += 1
             return
-        self.ring.push(body)
+        try:
+            self.ring.push(body)
+        except OSError:  # flash full or failing: the record is lost, the terminal goes on
+            self.store_errors += 1
+            return
         self.stored += 1
 
     def _drain(self):
         # type: () -> None
         for _ in range(self.opts["reissue_per_poll"]):
-            record = self.ring.peek()
+            try:
+                record = self.ring.peek()
+            except OSError:
+                self.store_errors += 1
+                return
             if record is None:
                 return
             if not self._send(REISSUE, record):
                 return
-            self.ring.pop()
+            try:
+                self.ring.pop()
+            except OSError:  # the tail could not be written: the record may be sent again, not lost
+                self.store_errors += 1
+                return
             self.sent_reissue += 1
 
     def poll(self):
