@@ -402,3 +402,50 @@ def test_a_failing_flash_never_stops_the_terminal(tmp_path: Path) -> None:
         clock["t"] += 1
         term.poll()
     assert term.store_errors == 4 and term.stored == 0  # every record (from the 2nd second) counted
+
+
+def test_a_stale_gnss_fix_is_sent_with_the_invalid_bit(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BOARD))
+    try:
+        from tbox_lite.terminal import Terminal
+    finally:
+        sys.path.remove(str(BOARD))
+    from agent.protocol.codec import decode_body
+    from agent.protocol.model import Command, Edition, Location, LocationStatus
+
+    clock = {"t": 1_735_689_600}
+
+    class _NoCan:
+        def recv(self) -> None:
+            return None
+
+    class _Ring:
+        capacity = 247
+
+        def __init__(self) -> None:
+            self.records: list[bytes] = []
+
+        def __len__(self) -> int:
+            return 0
+
+        def push(self, record: bytes) -> None:
+            self.records.append(record)
+
+    ring = _Ring()
+    term = Terminal(_module(_mux(), "tbox_table"), _NoCan(), _DownLink(), ring,
+                    lambda: clock["t"], lambda: (clock["t"] - 1_735_689_600) * 1000,
+                    b"LTBXLTE0000000004", b"", {"period_s": 1, "serial_path": str(tmp_path / "s.txt")})
+    term.set_position(-70.25, -33.5)
+    for _ in range(14):
+        clock["t"] += 1
+        term.poll()
+    locations = []
+    for record in ring.records:
+        body = decode_body(Edition.E2016, Command.REALTIME, 0xFE, record)
+        locations.append(next(b for b in body.blocks if isinstance(b, Location)))
+    assert len(locations) == 13
+    # records at seconds 2..14 after the fix; max age 10 s: ages 2..10 valid, 11..14 invalid
+    fresh, stale = locations[:9], locations[9:]
+    assert [loc.status for loc in fresh] == [LocationStatus.WEST | LocationStatus.SOUTH] * 9, fresh
+    assert all(loc.status & LocationStatus.INVALID_FIX for loc in stale)
+    assert all(abs(loc.longitude + 70.25) < 1e-6 and abs(loc.latitude + 33.5) < 1e-6 for loc in locations)

@@ -72,6 +72,7 @@ DEFAULTS = {
     "reissue_per_poll": 2,
     "max_frames": 64,
     "serial_path": "tbox_serial.txt",
+    "gnss_max_age_s": 10,
 }
 
 
@@ -100,6 +101,7 @@ class Terminal:
         self.framer = wire.Framer(1024)
         self.state = DOWN
         self.position = None  # type: tuple[float, float, bool] | None
+        self._position_at = 0
         self.serial = 0
         self.level = 0
         self.flags = 0
@@ -121,8 +123,11 @@ class Terminal:
 
     def set_position(self, longitude, latitude, valid=True):
         # type: (float, float, bool) -> None
-        """The latest GNSS fix (degrees, WGS-84); kept as the last position when the fix is lost."""
+        """The latest GNSS fix (degrees, WGS-84); kept as the last position when the fix is lost.
+
+        A fix older than ``gnss_max_age_s`` (a silent receiver) is reported with the invalid bit."""
         self.position = (longitude, latitude, valid)
+        self._position_at = self.utc()
 
     # -- link
 
@@ -227,7 +232,10 @@ class Terminal:
         if t < self._next_report:
             return
         self._next_report = t + period
-        body = report.realtime(self.edition, t, snap, alarm, self.position, self.subsystems)
+        position = self.position
+        if position is not None and position[2] and t - self._position_at > self.opts["gnss_max_age_s"]:
+            position = (position[0], position[1], False)
+        body = report.realtime(self.edition, t, snap, alarm, position, self.subsystems)
         if self.state == ONLINE and self._send(REALTIME, body):
             self.sent_realtime += 1
             return
