@@ -389,6 +389,9 @@ def _code(name: str, enum: type[IntEnum], fmt: str = "B", *, limit: int | None =
     return _Field(name, fmt, "code", enum=enum, enum_limit=limit)
 
 
+_VALID_CACHE: Final = 4096  # validated values remembered per record field
+
+
 class _Record:
     """A fixed-layout record generated from its field table (one place per layout).
 
@@ -496,6 +499,10 @@ class _Record:
         self.dec: Callable[..., Any] = ns["dec"]
         #: pack_fast(obj) -> bytes without validation (generated)
         self.pack_fast: Callable[[Any], bytes] = ns["pack"]
+        #: per field, per strictness: (class, value) pairs already validated (a pure speedup of ``check``:
+        #: ``_raw_of`` depends on the field and the value only; bounded, values that fail are never kept)
+        self._valid: dict[bool, tuple[dict[tuple[type, object], None], ...]] = {
+            s: tuple({} for _ in self.fields) for s in (False, True)}
 
     def pack(self, obj: Any, field: str, strict: bool = False) -> bytes:
         if strict:
@@ -510,8 +517,17 @@ class _Record:
         """Field-by-field validation (slow path): raises ProtocolError naming the bad field."""
         if not isinstance(obj, self.cls):
             raise ProtocolError(f"expected {self.cls.__name__}, got {type(obj).__name__}", None, field)
-        for f in self.fields:
-            _raw_of(f, getattr(obj, f.name), f"{field}.{f.name}", strict)
+        for f, valid in zip(self.fields, self._valid[strict], strict=True):
+            value = getattr(obj, f.name)
+            try:
+                key = (value.__class__, value)
+                if key in valid:
+                    continue
+            except TypeError:  # unhashable: validate every time
+                key = None
+            _raw_of(f, value, f"{field}.{f.name}", strict)
+            if key is not None and len(valid) < _VALID_CACHE:
+                valid[key] = None
 
 
 def _raw_of(f: _Field, value: object, field: str, strict: bool) -> int:
@@ -805,6 +821,28 @@ def _dec_millivolts(data: bytes, off: int, n: int) -> tuple[float | Special, ...
     return tuple(map(dec.__getitem__, st.unpack_from(data, off)))
 
 
+def _strict_fast(values: Any, table: dict[object, int], types: frozenset[type], hi: int,
+                 sentinel_from: int) -> list[int] | None:
+    """Strict encoding of a value array, fast path (a pure speedup: same result as ``_raw_of`` per
+    value): the raw values when every value has one of ``types``, is a key of the decode-inverse
+    ``table`` and lands in ``0..hi`` or on a sentinel (raw ≥ ``sentinel_from``, only Special maps
+    there); None otherwise, and the slow path decides and names the bad value."""
+    try:
+        if not set(map(type, values)) <= types:
+            return None
+        raws = list(map(table.__getitem__, values))
+    except (KeyError, TypeError):
+        return None
+    for r in raws:
+        if hi < r < sentinel_from:
+            return None
+    return raws
+
+
+_MV_TYPES: Final = frozenset((float, int, Special))
+_TEMP_TYPES: Final = frozenset((int, Special))
+
+
 def _enc_millivolts(values: Any, field: str, strict: bool) -> bytes:
     enc = _MV_ENC or _millivolt_tables()[1]
     try:
@@ -814,6 +852,8 @@ def _enc_millivolts(values: Any, field: str, strict: bool) -> bytes:
             return st.pack(*map(enc.__getitem__, values))
     except (KeyError, TypeError):
         pass
+    if strict and (fast := _strict_fast(values, enc, _MV_TYPES, 60000, 0xFFFE)) is not None:
+        return _array("H", len(fast)).pack(*fast)
     f = _Field("cell", "H", "lin", div=1000, hi=60000)
     raws = [_raw_of(f, v, f"{field}[{i}]", strict) for i, v in enumerate(values)]
     return _array("H", len(raws)).pack(*raws)
@@ -831,6 +871,8 @@ def _enc_temps(values: Any, field: str, strict: bool, sentinel: bool = True, hi:
             return bytes(map(table.__getitem__, values))
         except (KeyError, TypeError):
             pass
+    elif (fast := _strict_fast(values, table, _TEMP_TYPES, hi, 0xFE if sentinel else 0x100)) is not None:
+        return bytes(fast)
     f = _Field("temperature", "B", "off", off=40, hi=hi, sentinel=sentinel)
     return bytes(_raw_of(f, v, f"{field}[{i}]", strict) for i, v in enumerate(values))
 
