@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from agent.protocol import codec
+from agent.protocol import codec, wire
 from agent.protocol.model import (
     Command,
     ControlId,
@@ -192,9 +192,9 @@ class FleetVehicle(asyncio.Protocol):
         self.collected += 1
         self.stats.counters["collected"] += 1
         if self.session.logged_in and self.transport is not None:
-            if self.malformed_every and self.collected % self.malformed_every == 0:
-                self._send_malformed(report)
             self._handle(self.session.send_realtime(report, now), now, sent=(Command.REALTIME, report))
+            if self.malformed_every and self.collected % self.malformed_every == 0 and self.transport:
+                self._send_malformed(report)  # after the good copy: its error reply then matches nothing
         else:
             self._keep(report)
 
@@ -221,15 +221,17 @@ class FleetVehicle(asyncio.Protocol):
                          drain=False)
 
     def _send_malformed(self, report: RealtimeReport) -> None:
-        """An extra, corrupted copy of a realtime frame (bad BCC or a length field one too long)."""
+        """An extra, corrupted copy of a realtime frame: a bad BCC, or a length field two bytes too long (the
+        platform sees it when the next frame arrives: the claimed bytes are that frame's start marker)."""
         raw = bytearray(codec.encode_frame(Frame(self.session.edition, Command.REALTIME, ResponseFlag.COMMAND,
                                                  self.vin, Encryption.NONE, report)))
-        if (self.collected // self.malformed_every) % 2:
+        if (self.index // 10 + self.collected // self.malformed_every) % 2:
             raw[-1] ^= 0x5A
             self.stats.counters["malformed_bcc"] += 1
         else:
-            length = (raw[22] << 8 | raw[23]) + 1
+            length = (raw[22] << 8 | raw[23]) + 2  # claims the next frame's start marker
             raw[22], raw[23] = length >> 8, length & 0xFF
+            raw[-1] = wire.bcc(bytes(raw), 2, len(raw) - 1)  # a correct BCC over what is really there
             self.stats.counters["malformed_length"] += 1
         self.stats.sent["malformed"] += 1
         assert self.transport is not None

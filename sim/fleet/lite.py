@@ -9,11 +9,11 @@ voltage; extremes are taken from the cells and probes; speed is 0 in P; SOC move
 Per-vehicle memory is small: the per-cell/per-probe offsets come from a few shared templates, and the
 random source is a 64-bit integer (splitmix64), not a ``random.Random``.
 
-Scenario ``alarm-burst``: every ``ALARM_BURST_PERIOD`` seconds of simulated time the whole fleet raises a
-level-2 insulation alarm (resistance falls below 500 Ω/V × pack voltage) for ``ALARM_BURST_SECONDS``
-seconds; level 2 keeps the platform's level-3 alarm-window rule out of play (the lite vehicle keeps no
-per-second history to reissue). Other scenario names are accepted and do not change the physics (they act
-on the link, see ``sim.fleet.client``).
+Scenario ``alarm-burst``: from ``ALARM_BURST_START`` s after the start and then every ``ALARM_BURST_PERIOD``
+seconds the whole fleet raises a level-2 insulation alarm (resistance falls below 500 Ω/V × pack voltage)
+for ``ALARM_BURST_SECONDS`` seconds; level 2 keeps the platform's level-3 alarm-window rule out of play
+(the lite vehicle keeps no per-second history to reissue). Other scenario names are accepted and do not
+change the physics (they act on the link, see ``sim.fleet.runner``).
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ MASS_KG: Final = 1900.0
 WHEEL_RADIUS_M: Final = 0.334
 GEAR_RATIO: Final = 9.7
 AUX_W: Final = 600.0
-ALARM_BURST_PERIOD: Final = 120.0
-ALARM_BURST_SECONDS: Final = 20.0
+ALARM_BURST_PERIOD: Final = 60.0
+ALARM_BURST_START: Final = 5.0
+ALARM_BURST_SECONDS: Final = 10.0
 SCENARIOS: Final = ("login-storm", "outage", "duplicate-vin", "malformed", "silent", "alarm-burst",
                     "clock-skew")
 
@@ -294,8 +295,9 @@ class LiteVehicle:
         self.current = max(-300.0, min(450.0, (power + AUX_W) / voltage))
 
     def _update_alarm(self) -> None:
-        if self.scenario == "alarm-burst" and self.elapsed % ALARM_BURST_PERIOD >= \
-                ALARM_BURST_PERIOD - ALARM_BURST_SECONDS:
+        phase = self.elapsed % ALARM_BURST_PERIOD
+        burst = ALARM_BURST_START <= phase < ALARM_BURST_START + ALARM_BURST_SECONDS
+        if self.scenario == "alarm-burst" and burst:
             self.alarm = 2
         else:
             self.alarm = 0

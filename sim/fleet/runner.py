@@ -7,8 +7,8 @@ when it comes up) and (re)connects. No task sleeps per vehicle. ``Fleet.run`` ra
 for every backlog and in-flight upload to settle, logs every vehicle out and returns the summary.
 
 Scenarios acting on the link (see docs/fleet.md): ``login-storm`` (ramp 0), ``duplicate-vin`` (every
-10th vehicle uses the VIN of the one before), ``malformed`` (every 20th vehicle adds a corrupted copy of
-every 10th realtime frame: bad BCC and bad length in turn), ``clock-skew`` (every 10th vehicle's clock is
+10th vehicle uses the VIN of the one before), ``malformed`` (every 10th vehicle adds a corrupted copy of
+every 5th realtime frame: bad BCC and bad length in turn), ``clock-skew`` (every 10th vehicle's clock is
 45-344 s off, ahead or behind), ``alarm-burst`` (in the physics, ``sim.fleet.lite``); ``outage`` and
 ``silent`` change nothing here: the platform side does the misbehaving.
 """
@@ -181,7 +181,7 @@ class Fleet:
             skew = 0.0
             if c.scenario == "clock-skew" and k % 10 == 0:
                 skew = (45.0 + (k * 37) % 300) * (1 if k % 20 == 0 else -1)
-            malformed = 10 if c.scenario == "malformed" and k % 20 == 0 else 0
+            malformed = 5 if c.scenario == "malformed" and k % 10 == 0 else 0
             v = FleetVehicle(self, k, car, self._session_factory(k), period=c.period, skew=skew,
                              malformed_every=malformed)
             self.vehicles.append(v)
@@ -396,6 +396,18 @@ def summary(config: FleetConfig, result: dict[str, Any], processes: int = 1) -> 
     }
 
 
+def _raise_file_limit() -> None:
+    """One socket per vehicle: lift the soft limit on open files to the hard one."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run_fleet(config: FleetConfig,
               on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one shard in a fresh event loop (uvloop when installed); returns ``Fleet.result()``."""
@@ -403,6 +415,7 @@ def run_fleet(config: FleetConfig,
         import uvloop  # optional: faster loop, aarch64 wheels exist
     except ImportError:
         uvloop = None
+    _raise_file_limit()
     fleet = Fleet(config, on_progress=on_progress)
     if uvloop is not None:
         return uvloop.run(fleet.run())  # type: ignore[no-any-return]

@@ -153,8 +153,10 @@ def test_report_is_consistent_2016() -> None:
 
 def test_report_2025_blocks_and_alarm_burst() -> None:
     car = LiteVehicle(vin_for(5), 5, Edition.E2025, START, scenario="alarm-burst")
-    car.step(110)
-    rep = car.report(START + timedelta(seconds=110))
+    car.step(4)
+    assert car.alarm == 0
+    car.step(2)
+    rep = car.report(START + timedelta(seconds=6))
     kinds = [type(b) for b in rep.blocks]
     assert kinds[0] is VehicleData2025 and Location2025 in kinds and ParallelUnitVoltages in kinds
     assert Temperatures in kinds
@@ -164,9 +166,11 @@ def test_report_2025_blocks_and_alarm_burst() -> None:
     v = rep.blocks[0]
     assert isinstance(v, VehicleData2025) and isinstance(v.insulation_resistance, int)
     assert v.insulation_resistance < 0.5 * v.total_voltage  # < 500 Ω/V
-    car.step(20)
+    car.step(10)
     alarm = next(b for b in car.report(START).blocks if isinstance(b, Alarm2025))
     assert int(alarm.max_level) == 0
+    car.step(50)
+    assert car.alarm == 2  # the next burst, a minute after the first
 
 
 def test_bad_arguments() -> None:
