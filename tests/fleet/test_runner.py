@@ -154,3 +154,39 @@ def test_merge_results_adds_shards(tmp_path: Path) -> None:
     assert s["reports"]["acked"] == s["reports"]["generated"] == sum(
         r["stats"]["counters"]["collected"] for r in results)
     assert s["logins"] == 20
+
+
+def test_downlink_query_set_control_answered(tmp_path: Path) -> None:
+    """The platform queries, sets the report period and sends 'disconnect' while the fleet runs: every
+    command gets a success reply, the new period is applied, the disconnected vehicle comes back."""
+    from sim.fleet.lite import vin_for
+    from sim.platform.db import PlatformDB
+
+    db = tmp_path / "p.db"
+
+    async def go() -> tuple[dict[str, Any], list[Any]]:
+        srv = PlatformServer(ServerConfig(port=0, db_path=str(db), reply_realtime=True))
+        await srv.start()
+        cfg = FleetConfig(port=srv.port, vehicles=3, seconds=7.0, period=1.0, drain=3.0, progress=0,
+                          reconnect_min=0.2, reconnect_max=0.5)
+        task = asyncio.create_task(Fleet(cfg).run())
+        await asyncio.sleep(2.5)
+        pdb = PlatformDB(db)
+        ids = [pdb.queue_command(vin_for(0), "query", {"ids": [0x02, 0x09]}),
+               pdb.queue_command(vin_for(1), "set", {"items": [[0x02, 2]]}),
+               pdb.queue_command(vin_for(2), "control", {"id": 0x05, "params": ""})]
+        pdb.commit()
+        result = await task
+        rows = [pdb.command(i) for i in ids]
+        pdb.close()
+        await srv.stop()
+        return summary(cfg, result), rows
+
+    s, rows = asyncio.run(go())
+    assert [r.status for r in rows] == ["replied"] * 3, rows
+    assert [r.result["flag"] for r in rows] == [1, 1, 1], rows
+    assert s["events"]["controls"] == 1 and s["events"]["parameter_sets"] == 1
+    assert s["connections"] >= 4  # vehicle 2 reconnected after the disconnect command
+    assert s["frames_sent"]["reply"] == 3
+    assert s["reports"]["unaccounted"] == 0 and s["reports"]["dropped"] == 0
+    assert violations(db) == Counter()
