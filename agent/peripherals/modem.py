@@ -6,7 +6,8 @@ open pyserial-like object (``read``, ``write``, ``in_waiting``, ``close``).
 
 Replies are read line by line (``SerialLines``, sans-I/O): the command's echo, unsolicited result codes
 (``RING``, ``+CREG: …`` and friends, kept in ``Modem.urcs``) and blank lines are skipped; ``OK`` ends a
-reply; ``ERROR``, ``+CME ERROR: n`` and a timeout raise ``ModemError``. Garbage lines are returned with
+reply; ``ERROR``, ``+CME ERROR: n`` and a timeout raise ``ModemError``; a failing port (unplugged, EIO)
+raises ``ModemPortError``, a ``ModemError`` too. Garbage lines are returned with
 the reply and ignored by the parsers, which look for their own shape.
 
 ICCID (``read_iccid``) — the vendor commands first, the standard SIM access last:
@@ -56,6 +57,10 @@ _HEX_RE: Final = re.compile(r"[0-9A-Fa-f]+")
 
 class ModemError(TransportError):
     """The modem did not answer, answered ``ERROR``/``+CME ERROR``, or gave no usable value."""
+
+
+class ModemPortError(ModemError):
+    """The port itself failed (device unplugged, EIO): no point trying another command."""
 
 
 class SerialPort(Protocol):
@@ -245,6 +250,8 @@ class Modem:
             try:
                 lines = self.command(cmd)
                 iccid = _crsm_iccid(lines) if cmd.startswith("AT+CRSM") else _vendor_iccid(lines)
+            except ModemPortError:
+                raise
             except (ModemError, ValueError) as exc:
                 failures.append(f"{cmd}: {_short(exc, self.name)}")
                 continue
@@ -289,7 +296,7 @@ class Modem:
         try:
             self.port.write(data)
         except (serial.SerialException, OSError) as exc:
-            raise ModemError(f"{self.name}: write failed: {exc}") from exc
+            raise ModemPortError(f"{self.name}: write failed: {exc}") from exc
 
     def _read(self) -> bytes:
         import serial
@@ -297,7 +304,7 @@ class Modem:
         try:
             return self.port.read(max(1, self.port.in_waiting))
         except (serial.SerialException, OSError) as exc:
-            raise ModemError(f"{self.name}: read failed: {exc}") from exc
+            raise ModemPortError(f"{self.name}: read failed: {exc}") from exc
 
     def _read_lines(self, cmd: str, deadline: float) -> list[str]:
         while True:
@@ -315,7 +322,7 @@ class Modem:
             try:
                 waiting = self.port.in_waiting
             except (serial.SerialException, OSError) as exc:
-                raise ModemError(f"{self.name}: port failed: {exc}") from exc
+                raise ModemPortError(f"{self.name}: port failed: {exc}") from exc
             if not waiting:
                 break
             for line in self.lines.feed(self._read()):
@@ -358,6 +365,7 @@ __all__ = [
     "AtLines",
     "Modem",
     "ModemError",
+    "ModemPortError",
     "SignalQuality",
     "login_iccid",
     "luhn_ok",

@@ -15,6 +15,7 @@ from agent.peripherals.modem import (
     AtLines,
     Modem,
     ModemError,
+    ModemPortError,
     SignalQuality,
     login_iccid,
     luhn_ok,
@@ -138,7 +139,7 @@ def test_the_modem_disappears_and_returns_at_the_same_path(link: Path, devices: 
     modem = Modem.open(str(link), timeout_s=0.3)
     assert modem.read_iccid() == ICCID
     first.disappear()
-    with pytest.raises(ModemError):  # EIO from the dead pty, or no reply: never a raw OSError
+    with pytest.raises(ModemPortError):  # EIO from the dead pty, never a raw OSError; no other command tried
         modem.read_iccid()
     modem.close()
     with pytest.raises(ModemError):  # the path now leads to a closed pty
