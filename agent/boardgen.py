@@ -4,7 +4,8 @@ cantools does not run on MicroPython, so ``tbox board compile`` turns a validate
 (``agent.canbus.mapping.load_mapping``) into a plain Python module of tuples, dicts and numbers that
 ``board/micropython/tbox_lite`` reads (format: docs/micropython.md). Only what the lite report needs
 is emitted: the whole-vehicle block, the drive motors, the BMS extremes, the ECU fault inputs with
-their alarm level, a few threshold alarms computed from those fields, and the fault-code lists. Cell
+their alarm level, a few threshold alarms computed from those fields, the fault-code lists and the
+counter/checksum checks of the frames read (``[checks]``, ``agent.canbus.checks``). Cell
 voltages and probe temperatures (2016 0x08/0x09) are left out: they are the bulk of a report and of
 the decode work, and the extremes block carries their max/min.
 
@@ -16,8 +17,10 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import tomllib
 from typing import Any, Final
 
+from agent.canbus.decode import sequential_start
 from agent.canbus.mapping import CodeSource, CompiledMapping, Expr, Input, Rule
 from agent.errors import MappingError
 from agent.protocol.model import AlarmLevel, GeneralAlarmFlag, Special
@@ -223,6 +226,59 @@ def _codes(t: _Tables, sources: tuple[CodeSource, ...]) -> tuple[tuple[int, int,
     )
 
 
+#: checksum algorithms of agent.canbus.checks the firmware runs: (kind, poly, init, xorout, data-id bytes)
+_CHECK_ALGORITHMS: Final = {
+    "crc8_sae_j1850": ("crc", 0x1D, 0xFF, 0xFF, 2),
+    "e2e_p1": ("crc", 0x1D, 0x00, 0x00, 2),
+    "crc8_autosar": ("crc", 0x2F, 0xFF, 0xFF, 0),
+    "xor": ("xor", 0, 0, 0, 0),
+    "sum": ("sum", 0, 0, 0, 0),
+    "none": ("none", 0, 0, 0, 0),
+}
+
+
+def mapping_checks(mapping: CompiledMapping) -> dict[str, dict[str, Any]]:
+    """The ``[checks]`` tables of the mapping file (already validated by ``load_mapping``)."""
+    try:
+        doc = tomllib.loads(mapping.path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    checks = doc.get("checks", {})
+    return checks if isinstance(checks, dict) else {}
+
+
+def _check(mapping: CompiledMapping, name: str, spec: dict[str, Any]) -> tuple[Any, ...] | None:
+    """One message's check as the table carries it, None when the firmware cannot run it (logged).
+
+    ``(kind, crc byte or -1, poly, init, xorout, data-id prefix, (counter start, length, big) or (),
+    counter modulo, max jump)``; the rules are ``agent.canbus.checks.make_check``'s.
+    """
+    message = mapping.database.get_message_by_name(name)
+    algorithm = spec.get("algorithm", "none")
+    if algorithm not in _CHECK_ALGORITHMS or spec.get("data_id_mode", "both") != "both":
+        log.warning("%s: check %s is not supported by the lite firmware; left out", name, algorithm)
+        return None
+    kind, poly, init, xorout, id_bytes = _CHECK_ALGORITHMS[algorithm]
+    poly = int(spec.get("poly", poly)) & 0xFF
+    init = int(spec.get("init", init)) & 0xFF
+    xorout = int(spec.get("xorout", xorout)) & 0xFF
+    data_id = int(spec.get("data_id", int(message.frame_id)))
+    id_bytes = int(spec.get("data_id_bytes", id_bytes))
+    prefix = bytes((data_id & 0xFF, (data_id >> 8) & 0xFF)[:id_bytes])
+    crc_byte = -1
+    if spec.get("checksum"):
+        crc_byte = sequential_start(message.get_signal_by_name(spec["checksum"])) // 8
+    counter: tuple[int, ...] = ()
+    modulo = max_jump = 0
+    if spec.get("counter"):
+        sig = message.get_signal_by_name(spec["counter"])
+        counter = (int(sig.start), int(sig.length), 0 if sig.byte_order == "little_endian" else 1)
+        full = 1 << int(sig.length)
+        modulo = int(spec.get("counter_modulo", 15 if algorithm == "e2e_p1" and full == 16 else full))
+        max_jump = int(spec.get("max_jump", 1))
+    return (kind, crc_byte, poly, init, xorout, prefix, counter, modulo, max_jump)
+
+
 def _thresholds(mapped: set[str], config: AlarmConfig) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     for name, (metric, high) in THRESHOLD_METRICS.items():
@@ -240,9 +296,15 @@ def _thresholds(mapped: set[str], config: AlarmConfig) -> list[tuple[Any, ...]]:
 
 
 def compile_table(
-    mapping: CompiledMapping, edition: int = 2016, alarms: AlarmConfig | None = None
+    mapping: CompiledMapping,
+    edition: int = 2016,
+    alarms: AlarmConfig | None = None,
+    checks: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """The table module's source text for ``mapping`` (the firmware's report edition ``edition``)."""
+    """The table module's source text for ``mapping`` (the firmware's report edition ``edition``).
+
+    ``checks``: the mapping's ``[checks]`` tables (default: read from ``mapping.path``).
+    """
     if edition not in (2016, 2025):
         raise MappingError(f"edition must be 2016 or 2025, not {edition!r}")
     config = alarms if alarms is not None else AlarmConfig.nmc()
@@ -272,11 +334,17 @@ def compile_table(
         mapped |= {f"motors.{k}" for k in motors[0][3]}
     thresholds = _thresholds(mapped, config)
 
+    specs = mapping_checks(mapping) if checks is None else checks
+    compiled = {name: _check(mapping, name, spec) for name, spec in specs.items() if isinstance(spec, dict)}
+    table_checks: dict[int, Any] = {}
     routes: dict[int, Any] = {}
     groups = []
     for index, mg_index in enumerate(t.groups):
         g = mapping.groups[mg_index]
         groups.append((g.message, max(g.min_length, 1), round(g.max_stale * 1000)))
+        check = compiled.get(g.message)
+        if check is not None:
+            table_checks[index] = check
         if g.mux is None:
             routes[g.frame_id] = index
             continue
@@ -301,7 +369,7 @@ def compile_table(
         "",
         "Format: docs/micropython.md. Signals: (group, start, length, big_endian, signed, scale, offset,",
         "sna_raws, stale_ms); rules: (0 const | 1 number | 2 coded | 3 bool expression | 4 bool signal,",
-        "...).",
+        "...); checks: group -> (kind, crc byte, poly, init, xorout, data-id prefix, counter, modulo, jump).",
         '"""',
         "",
         f"FORMAT = {TABLE_FORMAT}",
@@ -316,6 +384,7 @@ def compile_table(
         f"FAULTS = {_py(tuple(faults))}",
         f"THRESHOLDS = {_py(tuple(thresholds))}",
         f"CODES = {_py(codes)}",
+        f"CHECKS = {_py(table_checks)}",
         "",
     ]
     log.info(
@@ -334,7 +403,7 @@ def _py(value: Any) -> str:
         if not math.isfinite(value):
             raise MappingError(f"non-finite number {value!r} in the table")
         return repr(value)
-    if isinstance(value, str):
+    if isinstance(value, (str, bytes)):
         return repr(value)
     if isinstance(value, tuple):
         inner = ", ".join(_py(v) for v in value)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agent.boardgen import EXTREME_KEYS, MOTOR_KEYS, VEHICLE_KEYS, compile_table
+from agent.boardgen import EXTREME_KEYS, MOTOR_KEYS, VEHICLE_KEYS, compile_table, mapping_checks
 from agent.canbus.mapping import CompiledMapping, load_mapping, loads_mapping
 from agent.canbus.sampler import Sampler
 from agent.errors import MappingError
@@ -53,7 +53,7 @@ insulation = 'BMS_InsulationRes < 500 or BMS_Cell050_V <= 3.0'
 
 def _vendor() -> CompiledMapping:
     text = VENDOR.read_text()
-    text = text[: text.index("[checks.")]  # random payloads cannot pass its CRC; checks are not in the table
+    text = text[: text.index("[checks.")]  # random payloads cannot pass its CRC (checks: test below)
     return loads_mapping(text, path=VENDOR)
 
 
@@ -61,9 +61,10 @@ def _mux() -> CompiledMapping:
     return loads_mapping(MUX_MAPPING, path=ROOT / "dbc" / "mux_test.toml")
 
 
-def _module(mapping: CompiledMapping, name: str) -> types.ModuleType:
+def _module(mapping: CompiledMapping, name: str, checks: dict[str, Any] | None = None) -> types.ModuleType:
+    """The firmware table of ``mapping`` as a module; no counter/CRC checks unless ``checks`` says."""
     module = types.ModuleType(name)
-    exec(compile(compile_table(mapping), name, "exec"), module.__dict__)
+    exec(compile(compile_table(mapping, checks=checks or {}), name, "exec"), module.__dict__)
     return module
 
 
@@ -235,7 +236,7 @@ def test_firmware_decode_matches_the_sampler_under_micropython(tmp_path: Path) -
     files = ["tbox_lite/__init__.py", "tbox_lite/signals.py"]
     expected = {}
     for which, mapping in (("vendor", _vendor()), ("mux", _mux())):
-        (stage / f"table_{which}.py").write_text(compile_table(mapping))
+        (stage / f"table_{which}.py").write_text(compile_table(mapping, checks={}))
         cases = _cases(mapping, 40, seed=11)
         (stage / f"cases_{which}.json").write_text(json.dumps(cases))
         files += [f"table_{which}.py", f"cases_{which}.json"]
@@ -449,3 +450,56 @@ def test_a_stale_gnss_fix_is_sent_with_the_invalid_bit(tmp_path: Path) -> None:
     assert [loc.status for loc in fresh] == [LocationStatus.WEST | LocationStatus.SOUTH] * 9, fresh
     assert all(loc.status & LocationStatus.INVALID_FIX for loc in stale)
     assert all(abs(loc.longitude + 70.25) < 1e-6 and abs(loc.latitude + 33.5) < 1e-6 for loc in locations)
+
+
+@pytest.mark.parametrize("scenario", ["bad-crc", "bad-counter", "wrong-dlc"])
+def test_counter_and_crc_checks_match_the_sampler(scenario: str) -> None:
+    """Simulator traffic with broken frames: the firmware's checks invalidate exactly what the agent's do."""
+    from datetime import UTC, datetime
+
+    from sim.run import simulate
+
+    mapping = load_mapping(ROOT / "dbc" / "tbox_ev.toml")
+    table = _module(mapping, "tbox_table", mapping_checks(mapping))
+    assert table.CHECKS, "the tbox_ev mapping declares CRC + counter checks"
+    signals = _firmware_cpython()(table)
+    cache = mapping.new_cache()
+    sampler = Sampler(mapping, cache)
+    start = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+    step = 0.05
+    next_sample = step
+    invalid = 0
+    for m in simulate(None, "wltc3", 4, 9.0, scenario, start_utc=datetime(2025, 1, 1, tzinfo=UTC),
+                      fault_start_s=2.0):
+        t = m.timestamp - start
+        while t >= next_sample:
+            now = start + next_sample
+            want = _reference_sample(sampler, now)
+            got = _normal(signals.sample(round(next_sample * 1000)))
+            assert _same(got, want), (scenario, next_sample, got, want)
+            if next_sample >= 1.0:  # every frame has arrived by then: an invalid field is the fault's
+                invalid += sum(v is None for v in want["vehicle"].values())
+                invalid += sum(v is None for _, values in want["motors"] for v in values.values())
+            next_sample = round(next_sample + step, 6)
+        key = m.arbitration_id | (1 << 31 if m.is_extended_id else 0)
+        cache.put(key, bytes(m.data), m.timestamp)
+        if key in table.ROUTES:
+            signals.put(key, bytes(m.data), round(t * 1000))
+    assert invalid > 0  # the scenario did invalidate fields, in both
+    assert any(c.get("check") for c in sampler.counters.values()), sampler.counters
+    assert signals.check_failures > 0
+
+
+def _reference_sample(sampler: Sampler, now: float) -> dict[str, Any]:
+    from agent.report.snapshot import FAULT_FIELDS
+
+    s = sampler.sample(now)
+    return {
+        "vehicle": {k: _plain(v) for k, v in s.vehicle.items() if k in VEHICLE_KEYS},
+        "motors": [
+            [m.number, {k: _plain(v) for k, v in m.values.items() if k in MOTOR_KEYS}] for m in s.motors
+        ],
+        "extremes": {k: _plain(v) for k, v in s.extremes.items() if k in EXTREME_KEYS},
+        "faults": sorted(FAULT_FIELDS[k] for k, v in s.faults.items() if v is True),
+        "codes": {k: list(v) for k, v in s.fault_codes.items() if k in ("ress", "motor")},
+    }

@@ -6,7 +6,8 @@ Times are integer milliseconds of a wrapping tick counter
 (``time.ticks_ms``; differences through ``ticks_diff``), never float Unix seconds: boards with
 single-precision floats could not resolve them. A field whose frame is missing, stale or too short, or whose raw value is an SNA code, is ``None``
 (invalid), never its last value. Same rules as the CPython sampler (agent/canbus/sampler.py) minus
-the counter/checksum checks.
+nothing: the counter/checksum checks of the table (``CHECKS``, as ``agent.canbus.checks``) run at
+sampling time, once per frame group; a frame failing them makes its group's fields invalid.
 """
 
 try:
@@ -25,6 +26,18 @@ BOOL_SIGNAL = 4
 def _sub(a, b):
     # type: (int, int) -> int
     return a - b
+
+
+def _crc_table(poly):
+    # type: (int) -> list[int]
+    """The 256-entry table of a non-reflected CRC8 with polynomial ``poly``."""
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ poly) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        table.append(crc)
+    return table
 
 
 def extract(data, start, length, big):
@@ -69,6 +82,18 @@ class Signals:
         self.stamp = [0] * count  # type: list[int]
         self.seen = bytearray(count)  # ever received (optional motors, expression terms)
         self.live = bytearray(count)  # received within the last minute: ages stay inside the ticks range
+        self.prev = [b""] * count  # type: list[bytes]
+        self.checks = getattr(table, "CHECKS", {})  # type: dict[int, tuple[Any, ...]]
+        self.check_ok = bytearray(b"\x01" * count)
+        self.check_failures = 0
+        self.plain = bytearray(count)  # groups of a whole (not multiplexed) message
+        for route in self.routes.values():
+            if isinstance(route, int):
+                self.plain[route] = 1
+        self._crc = {}  # type: dict[int, list[int]]
+        for spec in self.checks.values():
+            if spec[0] == "crc" and spec[2] not in self._crc:
+                self._crc[spec[2]] = _crc_table(spec[2])
         self.frames = 0
         self.unknown = 0
         self.no_mux = 0
@@ -93,6 +118,7 @@ class Signals:
                 self.no_mux += 1
                 return
         self.frames += 1
+        self.prev[group] = self.data[group]
         self.data[group] = data
         self.stamp[group] = stamp
         self.seen[group] = 1
@@ -105,7 +131,7 @@ class Signals:
         """Physical value of table signal ``index`` at the sampling time, None when invalid."""
         spec = self.specs[index]
         group = spec[0]
-        if not self.live[group]:
+        if not self.live[group] or not self.check_ok[group]:
             return None
         age = self.diff(self._now, self.stamp[group])
         if age < 0 or age > spec[8]:
@@ -198,6 +224,49 @@ class Signals:
                 unknown = True
         return None if unknown or not present else False
 
+    def _checked(self, group):
+        # type: (int) -> bool
+        """Checksum and alive counter of the latest frame of ``group`` (and the one before it)."""
+        kind, at, poly, init, xorout, prefix, counter, modulo, jump = self.checks[group]
+        data = self.data[group]
+        if at >= 0 and kind != "none":
+            if len(data) <= at:
+                return False
+            if kind == "crc":
+                table = self._crc[poly]
+                crc = init
+                for b in prefix:
+                    crc = table[crc ^ b]
+                for i in range(len(data)):
+                    if i != at:
+                        crc = table[crc ^ data[i]]
+                value = crc ^ xorout
+            elif kind == "xor":
+                value = init
+                for i in range(len(data)):
+                    if i != at:
+                        value ^= data[i]
+            else:  # sum
+                value = init
+                for i in range(len(data)):
+                    if i != at:
+                        value += data[i]
+                value &= 0xFF
+            if data[at] != value:
+                return False
+        if counter:
+            now = extract(data, counter[0], counter[1], counter[2])
+            if now is None or now >= modulo:
+                return False
+            previous = self.prev[group]
+            if previous and self.plain[group]:  # the counter runs across pages: mux pages are not compared
+                before = extract(previous, counter[0], counter[1], counter[2])
+                if before is not None and before < modulo:
+                    step = (now - before) % modulo
+                    if not 1 <= step <= jump:
+                        return False
+        return True
+
     def _fields(self, rules):
         # type: (dict[str, Any]) -> dict[str, Any]
         out = {}
@@ -244,6 +313,11 @@ class Signals:
                 age = self.diff(now, self.stamp[g])
                 if age < 0 or age > 60000:
                     live[g] = 0
+                elif g in self.checks:
+                    ok = self._checked(g)
+                    self.check_ok[g] = ok
+                    if not ok:
+                        self.check_failures += 1
         t = self.table
         motors = []
         for number, optional, groups, rules in t.MOTORS:
