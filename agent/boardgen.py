@@ -346,6 +346,8 @@ def compile_table(
         if check is not None:
             table_checks[index] = check
         if g.mux is None:
+            if g.frame_id in routes:
+                raise MappingError(f"{g.message}: read both whole and by mux page; the lite table cannot")
             routes[g.frame_id] = index
             continue
         message = mapping.database.get_message_by_name(g.message)
@@ -361,6 +363,8 @@ def compile_table(
                 {},
             ),
         )
+        if not isinstance(entry, tuple):
+            raise MappingError(f"{g.message}: read both whole and by mux page; the lite table cannot")
         entry[3][int(g.mux)] = index
     subsystems = max(1, len(mapping.subsystems))
     lines = [

@@ -503,3 +503,13 @@ def _reference_sample(sampler: Sampler, now: float) -> dict[str, Any]:
         "faults": sorted(FAULT_FIELDS[k] for k, v in s.faults.items() if v is True),
         "codes": {k: list(v) for k, v in s.fault_codes.items() if k in ("ress", "motor")},
     }
+
+
+def test_compile_refuses_a_message_read_whole_and_by_page() -> None:
+    text = (
+        'dbc = "tbox_ev.dbc"\n[extremes]\nmax_cell_voltage = { signal = "BMS_Cell001_V" }\n'
+        'max_cell_voltage_index = { signal = "BMS_CellVoltGroup" }\n'
+    )
+    mapping = loads_mapping(text, path=ROOT / "dbc" / "page_test.toml")
+    with pytest.raises(MappingError, match=r"BMS_CellVoltages.*mux page"):
+        compile_table(mapping, checks={})
