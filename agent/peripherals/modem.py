@@ -253,7 +253,7 @@ class Modem:
             except ModemPortError:
                 raise
             except (ModemError, ValueError) as exc:
-                failures.append(f"{cmd}: {_short(exc, self.name)}")
+                failures.append(f"{cmd}: {_short(exc, f'{self.name}: {cmd}')}")
                 continue
             self.variant = cmd
             if not luhn_ok(iccid) and not self._luhn_logged:
@@ -331,9 +331,10 @@ class Modem:
         self.lines.clear()
 
 
-def _short(exc: Exception, name: str) -> str:
+def _short(exc: Exception, prefix: str) -> str:
+    """The message of ``exc`` without ``prefix: `` (the modem and command the caller names already)."""
     text = str(exc)
-    return text[len(name) + 2:] if text.startswith(name + ": ") else text
+    return text[len(prefix) + 2:] if text.startswith(prefix + ": ") else text
 
 
 def _vendor_iccid(lines: list[str]) -> str:

@@ -105,7 +105,7 @@ def test_no_iccid_anywhere_is_a_modem_error_naming_each_attempt(link: Path, devi
     with Modem.open(str(link), timeout_s=0.5) as modem, pytest.raises(ModemError) as info:
         modem.read_iccid()
     text = str(info.value)
-    assert "AT+CCID: +CME ERROR: 4" in text
+    assert "(AT+CCID: +CME ERROR: 4;" in text
     assert "AT+QCCID: no ICCID in the reply" in text
     assert "SIM status 6A82" in text
     assert isinstance(info.value, TransportError)
