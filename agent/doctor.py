@@ -231,7 +231,10 @@ def check_can_link(can: CanSettings | None, probes: Probes, channel: str | None 
                      "set [can] channel to the CAN interface (ip -br link)")]
     else:
         chip = (info.get("bittiming_const") or {}).get("name", "CAN")
-        clock = _mhz(info.get("clock"))
+        hz = info.get("clock")
+        clock = _mhz(hz)
+        if chip == "mcp251x" and isinstance(hz, int):  # the MCP2515 driver reports half the crystal
+            clock += f", i.e. a {_mhz(2 * hz)} crystal as set by oscillator= in config.txt"
         findings.append(ok("can.interface", f"{name} present ({chip} controller, clock {clock})"))
     up = "UP" in (link.get("flags") or [])
     if not up:
@@ -291,7 +294,10 @@ def _bitrate(name: str, info: dict[str, Any], can: CanSettings | None) -> list[F
 def _state(name: str, info: dict[str, Any], xstats: dict[str, Any], link: dict[str, Any]) -> Finding:
     state = str(info.get("state", "unknown"))
     berr = info.get("berr_counter") or {}
-    counters = f"error counters tx {berr.get('tx', '?')} rx {berr.get('rx', '?')}"
+    if "tx" in berr and "rx" in berr:
+        counters = f"error counters tx {berr['tx']} rx {berr['rx']}"
+    else:  # the MCP2515 driver does not report them
+        counters = "the driver reports no error counters"
     bus_offs = int(xstats.get("bus_off", 0) or 0)
     history = f", {bus_offs} bus-off(s) since boot" if bus_offs else ""
     rx = ((link.get("stats64") or link.get("stats") or {}).get("rx") or {})

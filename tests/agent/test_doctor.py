@@ -163,7 +163,7 @@ def test_healthy_interface(tmp_path: Path) -> None:
     assert {n: f.level for n, f in found.items()} == {
         "can.interface": Level.OK, "can.up": Level.OK, "can.bitrate": Level.OK, "can.state": Level.OK,
         "can.restart": Level.OK}
-    assert "mcp251x controller, clock 8 MHz" in found["can.interface"].message
+    assert "mcp251x controller, clock 8 MHz, i.e. a 16 MHz crystal" in found["can.interface"].message
     assert "500000 bit/s as configured" in found["can.bitrate"].message
 
 
@@ -177,6 +177,8 @@ def test_healthy_interface(tmp_path: Path) -> None:
     ({"info_data__state": "ERROR-PASSIVE", "info_data__berr_counter": {"tx": 0, "rx": 135}},
      "can.state", Level.WARN, "error passive"),
     ({"info_data__state": "ERROR-WARNING"}, "can.state", Level.WARN, "error warning"),
+    ({"info_data__state": "ERROR-PASSIVE", "info_data__berr_counter": None}, "can.state", Level.WARN,
+     "the driver reports no error counters"),
     ({"info_data__restart_ms": 0}, "can.restart", Level.WARN, "no automatic restart"),
     ({"info_xstats__bus_off": 3}, "can.state", Level.WARN, "went bus-off 3 time(s)"),
     ({"stats64": {"rx": {"over_errors": 12, "dropped": 0}}}, "can.state", Level.WARN, "lost 12 received"),
