@@ -1,5 +1,6 @@
 """``tbox agent run``: the terminal for real (CAN, uplink, outbox), or with ``--simulate`` the simulator
-in-process on a virtual CAN bus instead of hardware, the same config otherwise. Imports stay light."""
+in-process on a virtual CAN bus instead of hardware (``--replay LOG``: a recorded log, paced in real time),
+the same config otherwise. Imports stay light."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def register(subparsers: Any) -> None:
     r.add_argument("--config", required=True, metavar="FILE", help="agent config (TOML)")
     r.add_argument("--simulate", action="store_true",
                    help="simulated vehicle in-process on a virtual CAN bus instead of the configured bus")
+    r.add_argument("--replay", metavar="LOG",
+                   help="replay a recorded CAN log (candump .log, .asc, .blf …) in real time on a virtual "
+                        "CAN bus instead of the configured bus")
     r.add_argument("--seconds", type=float, metavar="N",
                    help="stop after N seconds (default: run until Ctrl-C)")
     r.add_argument("--cycle", default="wltc3", help="--simulate: drive profile (default wltc3)")
@@ -35,10 +39,17 @@ def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from agent.config import load_config
+    from agent.errors import ConfigError
     from agent.service import AgentService
 
     settings = load_config(args.config)
     messages = None
+    if args.simulate and args.replay:
+        raise ConfigError("--simulate and --replay are alternatives", key="--replay")
+    if args.replay:
+        from agent.canbus.source import iter_log
+
+        messages = iter_log(args.replay)
     if args.simulate:
         from sim.run import simulate  # the composition root may import the simulator (lazily)
 
