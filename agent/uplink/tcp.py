@@ -197,9 +197,12 @@ _TEXT = frozenset({ParameterId.PLATFORM_DOMAIN, ParameterId.PUBLIC_DOMAIN, Param
 class AgentHandler(TerminalHandler):
     """Answers 0x80 from the live parameter values, validates every item of a 0x81 set."""
 
-    def __init__(self, values: dict[int, ParamValue], edition: Edition = Edition.E2016) -> None:
+    def __init__(self, values: dict[int, ParamValue], edition: Edition = Edition.E2016, *,
+                 upgrade_check: Callable[[object], bool] | None = None) -> None:
         self.values = values
         self.edition = edition
+        #: whether a remote upgrade with these parameters can be attempted (None: upgrades not configured)
+        self.upgrade_check = upgrade_check
 
     def query_parameters(self, ids: tuple[int, ...]) -> Sequence[Parameter] | None:
         if any(i not in self.values for i in ids):
@@ -225,9 +228,17 @@ class AgentHandler(TerminalHandler):
 
 
     def validate_control(self, control: TerminalControl) -> bool:
-        """Accept what the service can execute; a remote upgrade (needs a verified, signed package) and
-        the sampling link are not implemented yet and are ignored (the platform sees no reply)."""
-        return int(control.command_id) in _CONTROLS
+        """Accept what the service can execute. A remote upgrade only when upgrades are configured (a
+        public key to verify packages with) and its parameters are usable; the sampling link only when
+        the public platform's address (0x0E/0x0F) is set. Anything else is ignored: no reply (spec §8)."""
+        cid = int(control.command_id)
+        if cid == ControlId.REMOTE_UPGRADE:
+            return self.upgrade_check is not None and self.upgrade_check(control.params)
+        if cid == ControlId.OPEN_SAMPLING_LINK:
+            from agent.sampling import PublicPlatform
+
+            return PublicPlatform.from_parameters(dict(self.values)) is not None
+        return cid in _CONTROLS
 
 
 #: terminal control commands the service executes
