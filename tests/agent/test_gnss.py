@@ -1,4 +1,5 @@
-"""agent.peripherals.gnss: NMEA (sim.nmea output) → Position, bad lines counted and logged once."""
+"""agent.peripherals.gnss against the simulator's NMEA (sim.nmea): positions, lost fix, bad lines
+counted and logged once, a receiver on a pty."""
 
 from __future__ import annotations
 
