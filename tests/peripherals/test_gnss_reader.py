@@ -344,3 +344,48 @@ def test_gnss_config_errors_name_the_key() -> None:
         assert info.value.key == key
     g = parse_config(base).gnss
     assert (g.clock, g.clock_max_offset_s, g.reopen_initial_s, g.reopen_max_s) == ("report", 2.0, 0.5, 30.0)
+
+
+def _replug_cycles(tmp_path: Path, cycles: int) -> GnssReader:
+    """``cycles`` unplug/replug rounds; returns the stopped reader."""
+    link = tmp_path / "ttyGNSS"
+    sink = Sink()
+    device = PtyDevice(link, stream=epochs(), period_s=0.01)
+    reader = GnssReader(str(link), 9600, sink, backoff_initial_s=0.01, backoff_max_s=0.05)
+    reader.start()
+    try:
+        for i in range(cycles + 1):
+            seen = sink.count()
+            wait(lambda seen=seen: sink.count() > seen, f"a position from receiver {i}")
+            if i == cycles:
+                break
+            device.disappear()
+            wait(lambda: reader.state == "failed", f"the loss of receiver {i}")
+            device = PtyDevice(link, stream=epochs(), period_s=0.01)
+    finally:
+        reader.stop()
+        device.disappear()
+    return reader
+
+
+def _open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_replugging_leaks_no_descriptor(tmp_path: Path) -> None:
+    _replug_cycles(tmp_path, 1)  # warm up (imports, lazily opened files)
+    before = _open_fds()
+    reader = _replug_cycles(tmp_path, 5)
+    assert reader.stats.opens >= 6 and reader.stats.failures >= 5
+    assert _open_fds() == before
+
+
+@pytest.mark.soak
+def test_soak_200_replugs(tmp_path: Path) -> None:
+    _replug_cycles(tmp_path, 1)
+    before = _open_fds()
+    reader = _replug_cycles(tmp_path, 200)
+    assert reader.stats.opens >= 201
+    assert _open_fds() == before
