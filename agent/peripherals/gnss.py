@@ -265,7 +265,7 @@ class ClockCheck:
         self.max_offset_s = max_offset_s
         self.set_clock = set_clock
         self.now = now or _time.time
-        self.stable = stable
+        self.stable = max(1, stable)
         self.on_step = on_step
         self.offset_s: float | None = None
         self.skewed = False
@@ -288,7 +288,7 @@ class ClockCheck:
                             self.max_offset_s, "; stepping it when stable" if self.mode == "step" else "")
             else:
                 log.info("system clock agrees with GNSS UTC again (%+.2f s)", -offset)
-        self._recent = [*self._recent[-(self.stable - 1):], offset] if skewed else []
+        self._recent = [*self._recent, offset][-self.stable:] if skewed else []
         if self.mode == "step" and skewed and self.steps == 0 and self._steady(gnss_utc):
             self._step(offset)
         return offset

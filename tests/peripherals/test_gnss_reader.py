@@ -389,3 +389,11 @@ def test_soak_200_replugs(tmp_path: Path) -> None:
     reader = _replug_cycles(tmp_path, 200)
     assert reader.stats.opens >= 201
     assert _open_fds() == before
+
+
+def test_clock_check_keeps_only_the_readings_it_needs() -> None:
+    for stable in (1, 3):
+        check = ClockCheck("report", 2.0, stable=stable)
+        for i in range(50):
+            check.observe(T0 + timedelta(seconds=i), T0.timestamp() + i + 10.0)
+        assert check.skewed and check.readings == 50 and len(check._recent) == stable
