@@ -179,6 +179,23 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class UpgradeSettings:
+    """``[upgrade]``: remote upgrade through Ed25519-signed packages (docs/upgrade.md). Without
+    ``public_key_file`` remote upgrade commands are ignored."""
+
+    public_key_file: Path | None = None
+    directory: Path | None = None  # None: "upgrades" beside the outbox
+    install_command: tuple[str, ...] = ()
+    schemes: tuple[str, ...] = ("https", "http", "ftp")
+    max_mb: float = 64.0
+    download_timeout_s: float = 600.0
+    install_timeout_s: float = 600.0
+
+
+_UPGRADE_SCHEMES = frozenset({"https", "http", "ftp", "file"})
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole agent configuration (one file)."""
 
@@ -192,6 +209,7 @@ class Settings:
     alarms: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     uplink: UplinkSettings = field(default_factory=UplinkSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    upgrade: UpgradeSettings = field(default_factory=UpgradeSettings)
 
     def with_edition(self, edition: Edition | int) -> Settings:
         """A copy with another protocol edition (``tbox replay --edition``)."""
@@ -333,10 +351,11 @@ def parse_config(text: str, file: str | Path = "<config>", base_dir: Path | None
     alarms = _alarms(alarms_table, name)
     uplink = _uplink(root.table("uplink"), base)
     store = _store(root.table("store"), base)
+    upgrade = _upgrade(root.table("upgrade"), base)
     root.finish()
     return Settings(
         file=Path(file), vehicle=vehicle, can=can, gnss=gnss, modem=modem, report=report, alarms=alarms,
-        uplink=uplink, store=store,
+        uplink=uplink, store=store, upgrade=upgrade,
     )
 
 
@@ -580,6 +599,24 @@ def _store(t: _Table, base: Path) -> StoreSettings:
         max_mb=t.number("max_mb", 512.0, 0.01, 1_000_000.0),
         commit_interval_s=t.number("commit_interval_s", 1.0, 0.0, 60.0),
         memory_limit=t.integer("memory_limit", 10_000, 0, 10_000_000),
+    )
+    t.finish()
+    return settings
+
+
+def _upgrade(t: _Table, base: Path) -> UpgradeSettings:
+    schemes = t.array("schemes", str, "an array of URL schemes") or UpgradeSettings.schemes
+    bad = sorted(set(schemes) - _UPGRADE_SCHEMES)
+    if bad:
+        raise t.error("schemes", f"unsupported scheme {bad[0]!r} (use {', '.join(sorted(_UPGRADE_SCHEMES))})")
+    settings = UpgradeSettings(
+        public_key_file=_path(base, t.text("public_key_file")),
+        directory=_path(base, t.text("directory")),
+        install_command=t.array("install_command", str, "an array of strings (argv)"),
+        schemes=tuple(schemes),
+        max_mb=t.number("max_mb", 64.0, 0.001, 4096.0),
+        download_timeout_s=t.number("download_timeout_s", 600.0, 1.0, 86400.0),
+        install_timeout_s=t.number("install_timeout_s", 600.0, 1.0, 86400.0),
     )
     t.finish()
     return settings

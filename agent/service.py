@@ -30,7 +30,7 @@ from typing import Any
 import can
 
 from agent.config import Settings
-from agent.errors import ConfigError
+from agent.errors import ConfigError, StoreError
 from agent.peripherals.gnss import GnssReader
 from agent.peripherals.identity import login_identity
 from agent.pipeline import AgentPipeline, Emitted
@@ -50,7 +50,9 @@ from agent.protocol.model import (
     Signer,
 )
 from agent.protocol.session import ClientTiming, ControlRequested, TerminalConfig, TerminalSession
+from agent.sampling import PublicPlatform, SamplingLink
 from agent.store import DAY, Outbox, retention_for
+from agent.upgrade import UpgradeConfig, UpgradeError, Upgrader, UpgradeStatus, load_public_key
 from agent.uplink.mqtt import MqttConfig, MqttUplink
 from agent.uplink.tcp import AgentHandler, OutboxCodec, ParamValue, TcpUplink, TlsConfig, UplinkConfig
 
@@ -103,7 +105,15 @@ class AgentService:
                             commit_interval_s=st.commit_interval_s, memory_limit=st.memory_limit)
         self.pipeline = AgentPipeline(settings)
         stored = self.store.load_parameters()
-        self.handler = AgentHandler(self._initial_parameters(stored), self.edition)
+        #: remote upgrades (docs/upgrade.md): None when no public key is configured
+        self.upgrader = self._upgrader()
+        self.upgrade_status: UpgradeStatus | None = None
+        self.handler = AgentHandler(self._initial_parameters(stored), self.edition,
+                                    upgrade_check=self.upgrader.accepts if self.upgrader else None)
+        self._background: set[asyncio.Future[Any]] = set()
+        #: the sampling-monitoring link to the public platform (0x82/0x07; param 0x10)
+        self.sampling = SamplingLink(st.path.with_name(st.path.name + ".sampling"), self._sampling_session,
+                                     self._sampling_config, retention_s=retention)
         self.cipher, self.signer = self._crypto()
         self.session = self._session()
         self._base_timing = self.session.timing
@@ -238,8 +248,16 @@ class AgentService:
     # ------------------------------------------------------------------ parameters
 
     def apply_parameters(self, items: tuple[Parameter, ...]) -> None:
-        """Apply acknowledged (and already persisted) parameters: report periods at once."""
-        self._apply_periods({int(p.id): p.value for p in items})
+        """Apply acknowledged (and already persisted) parameters: report periods at once; 0x10 = 0x02
+        closes the sampling link, a new public platform address moves an open one."""
+        values = {int(p.id): p.value for p in items}
+        self._apply_periods(values)
+        if values.get(ParameterId.SAMPLING_MONITORING) == 2 and self.sampling.active:
+            self._spawn(self.sampling.close())
+        elif self.sampling.active and {0x0E, 0x0F} & set(values):
+            target = PublicPlatform.from_parameters(dict(self.handler.values))
+            if target is not None:
+                self.sampling.open(target)
 
     def control(self, event: ControlRequested) -> None:
         """Execute an acknowledged 0x82 command (the reply already went out)."""
@@ -260,6 +278,75 @@ class AgentService:
             self._apply_periods(self._defaults)
         elif cid == ControlId.WARNING:
             log.warning("platform alarm command: %r", event.params)
+        elif cid == ControlId.REMOTE_UPGRADE and self.upgrader is not None:
+            self._spawn(self._upgrade(event.params))
+        elif cid == ControlId.OPEN_SAMPLING_LINK:
+            self._open_sampling()
+
+    # ------------------------------------------------------------------ upgrade and sampling link
+
+    def _upgrader(self) -> Upgrader | None:
+        u = self.settings.upgrade
+        if u.public_key_file is None:
+            return None
+        try:
+            key = load_public_key(u.public_key_file.read_bytes())
+        except (OSError, UpgradeError) as exc:
+            raise ConfigError(f"cannot load the upgrade public key: {exc}", file=str(self.settings.file),
+                              key="upgrade.public_key_file") from None
+        directory = u.directory or self.settings.store.path.with_name("upgrades")
+        return Upgrader(UpgradeConfig(key, directory, install_command=u.install_command, schemes=u.schemes,
+                                      max_bytes=int(u.max_mb * 1024 * 1024),
+                                      download_timeout_s=u.download_timeout_s,
+                                      install_timeout_s=u.install_timeout_s,
+                                      hardware_version=HARDWARE_VERSION))
+
+    async def _upgrade(self, params: object) -> None:
+        """Download and verify beside the loop (the link stays up); statuses are stored from the loop."""
+        assert self.upgrader is not None
+        loop = asyncio.get_running_loop()
+
+        def on_status(status: UpgradeStatus) -> None:
+            loop.call_soon_threadsafe(self._upgrade_status, status)
+
+        self.upgrader.on_status = on_status
+        await loop.run_in_executor(None, self.upgrader.run, params)
+
+    def _upgrade_status(self, status: UpgradeStatus) -> None:
+        log.warning("remote upgrade: %s %s %s", status.state, status.version, status.reason)
+        self.upgrade_status = status
+        try:
+            self.store.set_value("upgrade.status", status.to_json())
+        except StoreError as exc:
+            log.error("upgrade status not stored: %s", exc)
+
+    def _open_sampling(self) -> None:
+        target = PublicPlatform.from_parameters(dict(self.handler.values))
+        if target is None:
+            log.warning("sampling link requested but the public platform address (0x0E/0x0F) is not set")
+            return
+        self.sampling.open(target)
+        self.handler.values[ParameterId.SAMPLING_MONITORING] = 1
+        try:
+            self.store.save_parameters([(int(ParameterId.SAMPLING_MONITORING), 1)])
+        except StoreError as exc:
+            log.error("sampling link opened but not persisted: %s", exc)
+
+    def _sampling_session(self, store: Outbox) -> TerminalSession:
+        session = self._session()
+        return TerminalSession(session.config, wallclock=lambda: datetime.now(UTC), handler=None,
+                               serial_store=store.serial_store(), codec=OutboxCodec(cipher=self.cipher))
+
+    def _sampling_config(self, target: PublicPlatform) -> UplinkConfig:
+        up = self.settings.uplink
+        return UplinkConfig(target.host, target.port, tls=self._tls_config(), reissue_rate=up.reissue_rate,
+                            reconnect_max_s=up.reconnect_max_s)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
 
     def _apply_periods(self, values: dict[int, ParamValue]) -> None:
         normal = values.get(ParameterId.REPORT_PERIOD)
@@ -287,6 +374,8 @@ class AgentService:
         gnss = self.gnss = self._gnss_reader(asyncio.get_running_loop())
         if self.uplink is not None:
             tasks.append(asyncio.create_task(self.uplink.run(stop)))
+        if self.handler.values.get(ParameterId.SAMPLING_MONITORING) == 1:  # opened before a restart
+            self._open_sampling()
         try:
             if gnss is not None:
                 gnss.start()
@@ -315,6 +404,10 @@ class AgentService:
             if source is not None:
                 source.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.sampling.close()
+            for pending in list(self._background):
+                pending.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
             self.store.close()
         self.stats.dropped = self.store.stats.dropped
         return self.stats
@@ -356,6 +449,7 @@ class AgentService:
             if not self.accelerated:
                 self._submit(self.pipeline.tick(time.time()))
             self.store.maybe_flush()
+            self.sampling.flush()
             if time.monotonic() >= next_expire:
                 self.store.expire()
                 next_expire = time.monotonic() + EXPIRE_EVERY_S
@@ -394,6 +488,7 @@ class AgentService:
             else:
                 rid = self.store.add(raw.edition, raw.command, vin, raw.data, e.time, raw.encryption)
             self.stats.stored += int(rid is not None)
+            self.sampling.submit(raw.edition, raw.command, vin, raw.data, e.time, raw.encryption)
             if self.on_emit is not None:
                 self.on_emit(e)
 
