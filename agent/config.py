@@ -165,6 +165,15 @@ class UplinkSettings:
     #: True: a platform behind the broker answers login/heartbeat/reports on dnstream; False: PUBACK does
     platform_replies: bool = False
     keepalive_s: int = 30
+    session_expiry_s: int = 7 * 86400  # MQTT 5: how long the broker keeps our session
+    #: both transports: uploads awaiting confirmation (None: 3000 over TCP, 100 over MQTT)
+    max_inflight: int | None = None
+    reconnect_min_s: float = 1.0
+    hold_s: float = 600.0  # a record abandoned after error replies (TCP) or refused by the broker (MQTT)
+    logout_wait_s: float = 5.0
+    connect_timeout_s: float = 10.0
+    #: TCP: a heartbeat after this many uploads proves them (docs/session.md "Delivery barrier"); 0: off
+    barrier_after: int = 100
 
 
 @dataclass(frozen=True)
@@ -565,6 +574,13 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
         json_mirror=t.flag("json_mirror", False),
         platform_replies=t.flag("platform_replies", False),
         keepalive_s=t.integer("keepalive_s", 30, 5, 65535),
+        session_expiry_s=t.integer("session_expiry_s", 7 * 86400, 0, 0xFFFFFFFF),
+        max_inflight=t.integer("max_inflight", None, 1, 65535),
+        reconnect_min_s=t.number("reconnect_min_s", 1.0, 0.01, 3600.0),
+        hold_s=t.number("hold_s", 600.0, 0.0, 86400.0),
+        logout_wait_s=t.number("logout_wait_s", 5.0, 0.0, 600.0),
+        connect_timeout_s=t.number("connect_timeout_s", 10.0, 0.1, 600.0),
+        barrier_after=t.integer("barrier_after", 100, 0, 4000),
     )
     if settings.mqtt_protocol not in (4, 5):
         raise t.error("mqtt_protocol", f"4 (MQTT 3.1.1) or 5 (MQTT 5), not {settings.mqtt_protocol}")
@@ -583,6 +599,8 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
         raise t.error("sign_type", f"sm2, rsa or ecc, not {settings.sign_type!r}")
     if (settings.sign_type is None) != (settings.sign_key_file is None):
         raise t.error("sign_key_file", "sign_type and sign_key_file go together")
+    if settings.reconnect_min_s > settings.reconnect_max_s:
+        raise t.error("reconnect_min_s", f"larger than reconnect_max_s ({settings.reconnect_max_s})")
     pin = settings.pin_sha256
     if pin is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", pin.replace(":", "")):
         raise t.error("pin_sha256", "expected 64 hex digits (colons allowed)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -171,6 +172,7 @@ class AgentService:
             login_timeout=float(_int(v.get(ParameterId.TERMINAL_RESPONSE_TIMEOUT), s.uplink.login_timeout_s)),
             reply_timeout=float(_int(v.get(ParameterId.PLATFORM_RESPONSE_TIMEOUT), s.uplink.reply_timeout_s)),
             login_backoff=60.0 * _int(v.get(ParameterId.LOGIN_RETRY_INTERVAL), 30),
+            barrier_after=s.uplink.barrier_after,
         )
         vehicle = s.vehicle
         e16 = self.edition == Edition.E2016
@@ -231,7 +233,10 @@ class AgentService:
                           client_id=up.client_id, username=up.username, password=password,
                           keepalive_s=up.keepalive_s, topic_prefix=up.topic_prefix,
                           json_mirror=up.json_mirror, platform_replies=up.platform_replies,
-                          reissue_rate=up.reissue_rate, reconnect_max_s=up.reconnect_max_s)
+                          reissue_rate=up.reissue_rate, reconnect_max_s=up.reconnect_max_s,
+                          session_expiry_s=up.session_expiry_s, max_inflight=up.max_inflight or 100,
+                          reconnect_min_s=up.reconnect_min_s, hold_refused_s=up.hold_s,
+                          logout_wait_s=up.logout_wait_s, connect_timeout_s=up.connect_timeout_s)
 
     def _uplink_config(self) -> UplinkConfig:
         up = self.settings.uplink
@@ -243,7 +248,9 @@ class AgentService:
         host = host if isinstance(host, str) and host else up.host
         port = port if isinstance(port, int) and 0 < port < 65536 else up.port
         return UplinkConfig(host, port, tls=tls, reissue_rate=up.reissue_rate,
-                            reconnect_max_s=up.reconnect_max_s)
+                            max_inflight=up.max_inflight or 3000, hold_abandoned_s=up.hold_s,
+                            connect_timeout_s=up.connect_timeout_s, reconnect_min_s=up.reconnect_min_s,
+                            reconnect_max_s=up.reconnect_max_s, logout_wait_s=up.logout_wait_s)
 
     # ------------------------------------------------------------------ parameters
 
@@ -338,9 +345,13 @@ class AgentService:
                                serial_store=store.serial_store(), codec=OutboxCodec(cipher=self.cipher))
 
     def _sampling_config(self, target: PublicPlatform) -> UplinkConfig:
-        up = self.settings.uplink
-        return UplinkConfig(target.host, target.port, tls=self._tls_config(), reissue_rate=up.reissue_rate,
-                            reconnect_max_s=up.reconnect_max_s)
+        """The main link's settings at the public platform's address; its TLS trust (CA, client
+        certificate) but not its pin or server name, which belong to the main platform."""
+        config = self._uplink_config()
+        tls = config.tls
+        if tls is not None:
+            tls = dataclasses.replace(tls, pin_sha256=None, server_hostname=None)
+        return dataclasses.replace(config, host=target.host, port=target.port, tls=tls)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -93,6 +93,10 @@ def test_can_source_config_passes_options_through() -> None:
         (MINIMAL + "[uplink]\nport = 70000", "uplink.port", "[1, 65535]"),
         (MINIMAL + "[uplink]\ntransport = 'pigeon'", "uplink.transport", "tcp or mqtt"),
         ("alarms = 3\n" + MINIMAL, "alarms", "expected a table"),
+        (MINIMAL + "[uplink]\nreconnect_min_s = 90", "uplink.reconnect_min_s", "reconnect_max_s"),
+        (MINIMAL + "[uplink]\nbarrier_after = -1", "uplink.barrier_after", "[0, 4000]"),
+        (MINIMAL + "[upgrade]\nschemes = ['gopher']", "upgrade.schemes", "unsupported scheme"),
+        (MINIMAL + "[upgrade]\ninstall_command = 'pip install'", "upgrade.install_command", "array"),
     ],
 )
 def test_errors_name_file_key_and_reason(snippet: str, key: str, words: str) -> None:
@@ -134,3 +138,30 @@ def test_with_edition_switches_and_validates() -> None:
     assert s.with_edition(2025).vehicle.edition is Edition.E2025
     with pytest.raises(ConfigError, match="2016 or 2025"):
         s.with_edition(2017)
+
+
+def test_link_timing_and_upgrade_keys() -> None:
+    s = parse_config(MINIMAL + """
+[uplink]
+host = "p"
+port = 1
+max_inflight = 500
+reconnect_min_s = 0.5
+hold_s = 60
+logout_wait_s = 2
+connect_timeout_s = 3
+session_expiry_s = 3600
+barrier_after = 0
+[upgrade]
+public_key_file = "maker.pub"
+install_command = ["pip", "install", "{payload}"]
+schemes = ["https"]
+""", "/etc/tbox/agent.toml")
+    up = s.uplink
+    assert (up.max_inflight, up.reconnect_min_s, up.hold_s, up.logout_wait_s, up.connect_timeout_s,
+            up.session_expiry_s, up.barrier_after) == (500, 0.5, 60.0, 2.0, 3.0, 3600, 0)
+    assert s.upgrade.public_key_file == Path("/etc/tbox/maker.pub")
+    assert s.upgrade.install_command == ("pip", "install", "{payload}") and s.upgrade.schemes == ("https",)
+    default = parse_config(MINIMAL, "x.toml")
+    assert default.uplink.max_inflight is None and default.uplink.barrier_after == 100
+    assert default.upgrade.public_key_file is None
