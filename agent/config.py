@@ -148,9 +148,13 @@ class UplinkSettings:
     reply_timeout_s: int = 30
     login_timeout_s: int = 60
     reconnect_max_s: float = 60.0
-    #: data-unit encryption: none | aes | sm4 (symmetric key, hex, read from ``data_key_file``)
+    #: data-unit encryption: none | aes | sm4 (symmetric key, hex, in ``data_key_file``) | rsa | sm2 (the
+    #: platform's public key, PEM/DER, in ``data_key_file``)
     encryption: str = "none"
     data_key_file: Path | None = None
+    #: rsa | sm2: the terminal's own private key, to decrypt encrypted platform frames (None: the platform
+    #: must answer unencrypted)
+    decrypt_key_file: Path | None = None
     #: 2025 signatures: sm2 | rsa | ecc with the private key in ``sign_key_file`` (PEM/DER)
     sign_type: str | None = None
     sign_key_file: Path | None = None
@@ -564,6 +568,7 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
         reconnect_max_s=t.number("reconnect_max_s", 60.0, 1.0, 3600.0),
         encryption=t.text("encryption", "none"),
         data_key_file=_path(base, t.text("data_key_file")),
+        decrypt_key_file=_path(base, t.text("decrypt_key_file")),
         sign_type=t.text("sign_type"),
         sign_key_file=_path(base, t.text("sign_key_file")),
         mqtt_protocol=t.integer("mqtt_protocol", 4),
@@ -591,10 +596,12 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
         raise t.error("topic_prefix", f"a topic without wildcards or leading/trailing '/', not {prefix!r}")
     if settings.password_file is not None and settings.username is None:
         raise t.error("password_file", "a password_file needs a username")
-    if settings.encryption not in ("none", "aes", "sm4"):
-        raise t.error("encryption", f"none, aes or sm4, not {settings.encryption!r}")
+    if settings.encryption not in ("none", "aes", "sm4", "rsa", "sm2"):
+        raise t.error("encryption", f"none, aes, sm4, rsa or sm2, not {settings.encryption!r}")
     if settings.encryption != "none" and settings.data_key_file is None:
         raise t.error("data_key_file", f"encryption {settings.encryption} needs a data_key_file")
+    if settings.decrypt_key_file is not None and settings.encryption not in ("rsa", "sm2"):
+        raise t.error("decrypt_key_file", "only with encryption rsa or sm2")
     if settings.sign_type not in (None, "sm2", "rsa", "ecc"):
         raise t.error("sign_type", f"sm2, rsa or ecc, not {settings.sign_type!r}")
     if (settings.sign_type is None) != (settings.sign_key_file is None):

@@ -194,10 +194,20 @@ class AgentService:
         cipher: Cipher | None = None
         signer: Signer | None = None
         try:
-            if up.encryption != "none" and up.data_key_file is not None:
+            enc = {"aes": Encryption.AES, "sm4": Encryption.SM4, "rsa": Encryption.RSA,
+                   "sm2": Encryption.SM2}.get(up.encryption)
+            if enc in (Encryption.SM2, Encryption.SM4) and self.edition != Edition.E2025:
+                raise ConfigError(f"{up.encryption} encryption exists only in the 2025 edition",
+                                  file=str(self.settings.file), key="uplink.encryption")
+            if enc in (Encryption.AES, Encryption.SM4) and up.data_key_file is not None:
                 key = bytes.fromhex(up.data_key_file.read_text(encoding="ascii").strip())
-                enc = Encryption.AES if up.encryption == "aes" else Encryption.SM4
                 cipher = crypto.cipher_for(enc, key=key)
+            elif enc is not None and up.data_key_file is not None:  # the platform's public key
+                public = crypto.load_public_key(up.data_key_file.read_bytes(), enc)
+                own = None
+                if up.decrypt_key_file is not None:
+                    own = crypto.load_private_key(up.decrypt_key_file.read_bytes(), enc)
+                cipher = crypto.cipher_for(enc, public_key=public, private_key=own)
             if up.sign_type is not None and up.sign_key_file is not None:
                 if self.edition != Edition.E2025:
                     raise ConfigError("signatures exist only in the 2025 edition", key="uplink.sign_type")

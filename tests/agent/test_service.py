@@ -216,3 +216,49 @@ def test_2025_signed_and_aes_encrypted_reports_verify_at_the_platform(tmp_path: 
         assert platform.encryption_seen == {Encryption.AES}
 
     asyncio.run(asyncio.wait_for(main(), 40))
+
+
+def test_rsa_2016_and_sm2_2025_data_unit_encryption_from_the_config(tmp_path: Path) -> None:
+    """``encryption = "rsa"`` / ``"sm2"``: every data unit encrypted with the platform's public key from
+    ``data_key_file``; the platform decrypts with its private key; SM2 in a 2016 config is refused."""
+    import pytest
+
+    from agent.errors import ConfigError
+    from agent.protocol import crypto
+    from agent.protocol.model import Encryption, SignatureType
+
+    for edition, kind, enc in ((2016, SignatureType.RSA, Encryption.RSA), (2025, SignatureType.SM2,
+                                                                           Encryption.SM2)):
+        sub = tmp_path / str(edition)
+        sub.mkdir()
+        private, public = crypto.generate_keypair(kind)  # the platform's
+        own_private, own_public = crypto.generate_keypair(kind)  # the terminal's
+        (sub / "platform.pub").write_bytes(crypto.public_key_to_pem(public))
+        (sub / "own.key").write_bytes(crypto.private_key_to_pem(own_private))
+        platform_cipher = crypto.cipher_for(enc, public_key=own_public, private_key=private)
+
+        async def main(sub: Path = sub, edition: int = edition, enc: Encryption = enc,
+                       platform_cipher: object = platform_cipher) -> None:
+            platform = Platform(cipher=platform_cipher)
+            await platform.start()
+            cfg = write_config(sub, platform.port)
+            cfg.write_text(cfg.read_text().replace('iccid = "', f'edition = {edition}\niccid = "').replace(
+                "[uplink]\n", f'[uplink]\nencryption = "{enc.name.lower()}"\ndata_key_file = "platform.pub"\n'
+                'decrypt_key_file = "own.key"\n'))
+            service = AgentService(load_config(cfg), messages=simulate(seconds=5, start_utc=datetime.now(UTC)),
+                                   accelerated=True)
+            stop = asyncio.Event()
+            task = asyncio.create_task(service.run(20, stop))
+            await until(lambda: service.stats.reports > 0 and len(platform.received) == service.stats.reports
+                        and service.stats.messages > 2000, what="decrypted reports at the platform")
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            await platform.stop()
+            assert platform.encryption_seen == {enc}
+
+        asyncio.run(asyncio.wait_for(main(), 40))
+    cfg = write_config(tmp_path, 1)
+    cfg.write_text(cfg.read_text().replace("[uplink]\n", '[uplink]\nencryption = "sm2"\n'
+                                           'data_key_file = "2025/platform.pub"\n'))
+    with pytest.raises(ConfigError, match="2025"):
+        AgentService(load_config(cfg))
