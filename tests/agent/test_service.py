@@ -245,8 +245,8 @@ def test_rsa_2016_and_sm2_2025_data_unit_encryption_from_the_config(tmp_path: Pa
             cfg.write_text(cfg.read_text().replace('iccid = "', f'edition = {edition}\niccid = "').replace(
                 "[uplink]\n", f'[uplink]\nencryption = "{enc.name.lower()}"\ndata_key_file = "platform.pub"\n'
                 'decrypt_key_file = "own.key"\n'))
-            service = AgentService(load_config(cfg), messages=simulate(seconds=5, start_utc=datetime.now(UTC)),
-                                   accelerated=True)
+            drive = simulate(seconds=5, start_utc=datetime.now(UTC))
+            service = AgentService(load_config(cfg), messages=drive, accelerated=True)
             stop = asyncio.Event()
             task = asyncio.create_task(service.run(20, stop))
             await until(lambda: service.stats.reports > 0 and len(platform.received) == service.stats.reports
