@@ -77,7 +77,7 @@ PLATFORM_ADDRESS_PARAMETERS = frozenset(
 _DEDUPE_SIZE = 64
 _DECODE_BUGS = (ValueError, IndexError, KeyError, TypeError, struct.error)
 _UPLOAD_TRACK_LIMIT = 4096
-_MAX_BARRIERS = 16  # unanswered heartbeats tracked as delivery barriers
+_MAX_BARRIERS = 32  # unanswered heartbeats tracked as delivery barriers
 
 
 class SessionStateError(TboxError):
@@ -902,12 +902,14 @@ class _ClientSession(_Base):
         return events
 
     def _send_heartbeat(self, now: float) -> None:
-        """Write a heartbeat unless one is outstanding; its reply is also a delivery barrier."""
-        if self._heartbeat_deadline is not None or len(self._barriers) >= _MAX_BARRIERS:
+        """Write a heartbeat; its reply is also a delivery barrier. Barriers are pipelined (at most
+        ``_MAX_BARRIERS`` unanswered); the missed-heartbeat deadline runs from the oldest unanswered one."""
+        if len(self._barriers) >= _MAX_BARRIERS:
             return
         self._emit(self._frame(Command.HEARTBEAT, Empty()))
         self._last_sent = now
-        self._heartbeat_deadline = now + self.timing.reply_timeout
+        if self._heartbeat_deadline is None:
+            self._heartbeat_deadline = now + self.timing.reply_timeout
         self._barriers.append(self._seq)
         self._since_barrier = 0
 
@@ -923,7 +925,8 @@ class _ClientSession(_Base):
             if up.seq <= barrier and up.confirm_at is not None:
                 del self._uploads[key]
                 events.append(UploadDelivered(up.command, up.time, False, up.vin))
-        if self._since_barrier and self.timing.barrier_after and self.state is ClientState.ONLINE:
+        if (self._since_barrier and not self._barriers and self.timing.barrier_after
+                and self.state is ClientState.ONLINE):  # the last barrier is back: cover the tail
             self._send_heartbeat(now)
         return events
 
