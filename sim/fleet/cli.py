@@ -53,6 +53,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--probes", type=int, default=32, help="temperature probes per pack (default 32)")
     p.add_argument("--progress", type=float, default=1.0, metavar="S",
                    help="seconds between progress lines on stderr (0: none)")
+    p.add_argument("--full", action="store_true",
+                   help="full fidelity: the CAN simulator + agent pipeline per vehicle (about 100 per core)")
     p.add_argument("--tls", action="store_true", help="connect with TLS")
     p.add_argument("--tls-ca", metavar="FILE", help="CA to verify the platform with (default: system CAs)")
     p.add_argument("--tls-cert", metavar="FILE", help="client certificate (PEM) for mutual TLS")
@@ -105,7 +107,7 @@ def _config(args: argparse.Namespace, shard: tuple[int, int]) -> Any:
         edition=Edition(args.edition), scenario=args.scenario, seed=args.seed, ramp=args.ramp,
         drain=args.drain, window=args.window, backlog_limit=args.backlog, heartbeat=args.heartbeat,
         reply_timeout=args.reply_timeout, login_timeout=args.login_timeout, vin_prefix=args.vin_prefix,
-        cells=args.cells, probes=args.probes, progress=args.progress, ssl=ctx,
+        cells=args.cells, probes=args.probes, progress=args.progress, ssl=ctx, full=args.full,
         server_hostname=args.tls_server_name or host,
     )
 

@@ -16,6 +16,7 @@ is counted as ``dropped["abandoned"]``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -54,6 +55,7 @@ from agent.protocol.session import (
 from sim.fleet.lite import LiteVehicle
 
 if TYPE_CHECKING:
+    from sim.fleet.full import FullVehicle
     from sim.fleet.runner import Fleet
 
 log = logging.getLogger(__name__)
@@ -113,13 +115,15 @@ class FleetHandler(TerminalHandler):
 class FleetVehicle(asyncio.Protocol):
     """A vehicle of the fleet: physics, session, backlog, link. See the module docstring."""
 
-    def __init__(self, fleet: Fleet, index: int, car: LiteVehicle, session_factory: Callable[
+    def __init__(self, fleet: Fleet, index: int, car: LiteVehicle | FullVehicle, session_factory: Callable[
             [FleetVehicle], TerminalSession], *, period: float, skew: float = 0.0,
             malformed_every: int = 0) -> None:
         self.fleet = fleet
         self.stats = fleet.stats
         self.index = index
         self.car = car
+        self.lite = car if isinstance(car, LiteVehicle) else None
+        self.full = None if isinstance(car, LiteVehicle) else car
         self.vin = car.vin
         self.period = period
         self.skew = timedelta(seconds=skew)
@@ -180,6 +184,9 @@ class FleetVehicle(asyncio.Protocol):
     def collect(self, now: float, wall: datetime) -> None:
         """Report time (``wall``: the UTC time the fleet scheduled it for; the vehicle's clock skew is
         added): advance the physics, build the report, send it as realtime or keep it."""
+        if self.full is not None:
+            self._collect_full(now, wall)
+            return
         t = (wall + self.skew).replace(microsecond=0)
         if self.last_time is not None and t <= self.last_time:
             self.stats.counters["collect_skipped"] += 1  # never two reports of one second
@@ -187,8 +194,9 @@ class FleetVehicle(asyncio.Protocol):
         self.last_time = t
         dt = self.period if self.last_step is None else now - self.last_step
         self.last_step = now
-        self.car.step(max(0.0, dt))
-        report = self.car.report(t)
+        assert self.lite is not None
+        self.lite.step(max(0.0, dt))
+        report = self.lite.report(t)
         self.collected += 1
         self.stats.counters["collected"] += 1
         if self.session.logged_in and self.transport is not None:
@@ -197,6 +205,27 @@ class FleetVehicle(asyncio.Protocol):
                 self._send_malformed(report)  # after the good copy: its error reply then matches nothing
         else:
             self._keep(report)
+
+    def _collect_full(self, now: float, wall: datetime) -> None:
+        """Full fidelity: run the simulator and the agent's pipeline up to ``wall``; send what the agent
+        emits — realtime at once when logged in, reissue records (the pre-alarm window) and anything
+        collected offline through the backlog."""
+        full = self.full
+        assert full is not None
+        target = (wall - full.start).total_seconds()
+        emitted = full.advance(max(0.0, target - full.sim_t))
+        for e in emitted:
+            self.collected += 1
+            self.stats.counters["collected"] += 1
+            report = e.report
+            if self.skew:
+                report = dataclasses.replace(report, time=report.time + self.skew)
+            if e.command == Command.REALTIME and self.session.logged_in and self.transport is not None:
+                self._handle(self.session.send_realtime(report, now), now, sent=(Command.REALTIME, report))
+            else:
+                self._keep(report)
+        if self.backlog and self.session.logged_in:
+            self._handle([], now)
 
     def tick(self, now: float) -> None:
         self._handle(self.session.tick(now), now)
@@ -311,7 +340,8 @@ class FleetVehicle(asyncio.Protocol):
         elif isinstance(ev, ParametersChanged):
             stats.counters["parameter_sets"] += 1
             for p in ev.items:
-                if int(p.id) == ParameterId.REPORT_PERIOD and isinstance(p.value, int) and p.value > 0:
+                if int(p.id) == ParameterId.REPORT_PERIOD and isinstance(p.value, int) and p.value > 0 \
+                        and self.full is None:  # full fidelity: the agent's cadence keeps its period
                     self.period = float(p.value)
 
     def _offline(self) -> None:

@@ -24,7 +24,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from agent.errors import ConfigError
 from agent.protocol.model import Edition
@@ -39,6 +39,9 @@ from agent.protocol.session import (
 from sim.fleet.client import FleetHandler, FleetVehicle
 from sim.fleet.lite import SCENARIOS, LiteVehicle, iccid_for, vin_for
 from sim.fleet.stats import FleetStats, Histogram
+
+if TYPE_CHECKING:
+    from sim.fleet.full import FullVehicle
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class FleetConfig:
     vin_prefix: str = "LTBOXFLT"
     cells: int = 96
     probes: int = 32
+    full: bool = False  # full fidelity: CAN simulator + agent pipeline per vehicle (sim.fleet.full)
     progress: float = 1.0  # seconds between progress callbacks (0: none)
     ssl: ssl.SSLContext | None = field(default=None, compare=False)
     server_hostname: str | None = None
@@ -176,13 +180,21 @@ class Fleet:
         for k in c.indices():
             vin_index = k - 1 if c.scenario == "duplicate-vin" and k % 10 == 9 else k
             vin = vin_for(vin_index, c.vin_prefix)
-            car = LiteVehicle(vin, c.seed * 1_000_003 + k, c.edition, start, scenario=c.scenario,
-                              n_cells=c.cells, n_probes=c.probes)
+            car: LiteVehicle | FullVehicle
+            if c.full:
+                from sim.fleet.full import FullVehicle  # the CAN simulator and the agent: only when asked
+
+                car = FullVehicle(vin, c.seed * 1_000_003 + k, c.edition, start, iccid=iccid_for(k),
+                                  period=c.period, scenario=c.scenario)
+            else:
+                car = LiteVehicle(vin, c.seed * 1_000_003 + k, c.edition, start, scenario=c.scenario,
+                                  n_cells=c.cells, n_probes=c.probes)
             skew = 0.0
             if c.scenario == "clock-skew" and k % 10 == 0:
                 skew = (45.0 + (k * 37) % 300) * (1 if k % 20 == 0 else -1)
             malformed = 5 if c.scenario == "malformed" and k % 10 == 0 else 0
-            v = FleetVehicle(self, k, car, self._session_factory(k), period=c.period, skew=skew,
+            period = 1.0 if c.full else c.period  # full fidelity: the agent's cadence decides
+            v = FleetVehicle(self, k, car, self._session_factory(k), period=period, skew=skew,
                              malformed_every=malformed)
             self.vehicles.append(v)
             at = t0 + ramp * k / n
