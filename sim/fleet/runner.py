@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import errno
 import heapq
+import importlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -423,14 +424,16 @@ def _raise_file_limit() -> None:
 def run_fleet(config: FleetConfig,
               on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one shard in a fresh event loop (uvloop when installed); returns ``Fleet.result()``."""
+    uvloop: Any
     try:
-        import uvloop  # optional: faster loop, aarch64 wheels exist
+        uvloop = importlib.import_module("uvloop")  # optional: a faster loop (aarch64 wheels exist)
     except ImportError:
         uvloop = None
     _raise_file_limit()
     fleet = Fleet(config, on_progress=on_progress)
     if uvloop is not None:
-        return uvloop.run(fleet.run())  # type: ignore[no-any-return]
+        result: dict[str, Any] = uvloop.run(fleet.run())
+        return result
     return asyncio.run(fleet.run())
 
 
