@@ -179,6 +179,7 @@ def test_firmware_runs_under_micropython_in_100k_heap(run: dict[str, Any]) -> No
     # live heap after each collection, and live heap + everything one poll allocates (this port collects
     # only between polls, so the latter is what a 100 KiB heap collected once per poll must hold)
     assert heap["peak"] < heap["step_peak"] < HEAP, heap
+    print(f"\nlite firmware {run['edition']}: heap {heap}")  # shown with pytest -s (docs/micropython.md)
 
 
 def test_session_outage_and_reissue_in_order(run: dict[str, Any]) -> None:
