@@ -21,7 +21,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from agent.protocol import codec, wire
 from agent.protocol.model import (
@@ -152,8 +152,7 @@ class FleetVehicle(asyncio.Protocol):
     # ---- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
         self.connecting = False
         self.attempts = 0
         self.stats.counters["connections"] += 1
