@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import ssl
 import subprocess
 import sys
@@ -21,9 +22,9 @@ from typing import Any
 import pytest
 
 from agent.errors import ConfigError
-from agent.protocol.model import Edition
-from agent.protocol.session import ClientTiming, TerminalConfig, next_serial
-from agent.uplink.tcp import TlsConfig
+from agent.protocol.model import Edition, ParameterId
+from agent.protocol.session import ClientTiming, TerminalConfig, TerminalHandler, next_serial
+from agent.uplink.tcp import AgentHandler, TlsConfig
 from sim.fleet.lite import LiteVehicle, iccid_for, vin_for
 from sim.fleet.locust_link import ClockSeededSerialStore, Outcome, Target, VehicleLink, parse_target
 from sim.fleet.locust_options import Settings, SlotAllocator, Stage, parse_stages, stage_at
@@ -83,13 +84,14 @@ def platform_factory(tmp_path: Path) -> Iterator[Callable[..., Platform]]:
 
 def make_link(port: int, record: list[Outcome], *, index: int = 0, require_ack: bool = True,
               heartbeat: float | None = None, reply_timeout: float = 5.0,
-              ssl_context: ssl.SSLContext | None = None) -> VehicleLink:
+              ssl_context: ssl.SSLContext | None = None,
+              handler: TerminalHandler | None = None) -> VehicleLink:
     timing = ClientTiming(heartbeat_interval=heartbeat, login_timeout=reply_timeout,
                           reply_timeout=reply_timeout, max_resends=0, max_login_attempts=1)
     config = TerminalConfig(vin_for(index, "LTBOXLNK"), Edition.E2016, iccid=iccid_for(index), timing=timing)
     return VehicleLink(Target("127.0.0.1", port, ssl_context is not None), config, record.append,
                        require_ack=require_ack, serial_store=ClockSeededSerialStore(), connect_timeout=WAIT,
-                       ssl_context=ssl_context)
+                       ssl_context=ssl_context, handler=handler)
 
 
 def a_report(vin: str, offset: float = 0.0) -> Any:
@@ -155,6 +157,27 @@ def test_heartbeats_go_on_while_idle(platform_factory: Callable[..., Platform]) 
     beats = [o for o in got if o.name == "heartbeat"]
     assert beats and all(o.ok for o in beats), beats
     assert platform.commands(link.vin).count(0x07) >= 2
+
+
+def test_downlink_query_answered_while_idle(platform_factory: Callable[..., Platform],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from agent import cli
+
+    platform = platform_factory()
+    got: list[Outcome] = []
+    handler = AgentHandler({ParameterId.REPORT_PERIOD: 10, ParameterId.HEARTBEAT_PERIOD: 30})
+    link = make_link(platform.port, got, index=9, handler=handler)
+    assert link.connect()
+    # nobody calls the link while `send` waits: its reader thread answers the query
+    argv = ["platform", "send", "--db", platform.config.db_path, "--vin", link.vin, "--wait", "10",
+            "query", "0x02,0x09"]
+    assert cli.main(argv) == 0
+    link.close()
+    reply = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert reply["status"] == "replied"
+    assert [(i["id"], i["value"]) for i in reply["result"]["body"]["items"]] == [
+        ("report_period", 10), ("heartbeat_period", 30)]
+    assert all(o.ok for o in got), got
 
 
 def test_refused_connection_is_a_failed_login() -> None:
