@@ -215,12 +215,16 @@ class VehicleLink:
         if self._sock is not None:
             raise SessionStateError("connect called twice on one VehicleLink")
         start = self.clock()
+        raw: socket.socket | None = None
         try:
-            sock = socket.create_connection((self.target.host, self.target.port), self.connect_timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw = socket.create_connection((self.target.host, self.target.port), self.connect_timeout)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = raw
             if self.ssl_context is not None:
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
+                sock = self.ssl_context.wrap_socket(raw, server_hostname=self.server_hostname)
         except (OSError, ssl.SSLError) as exc:
+            if raw is not None:
+                raw.close()
             self.down_reason = f"connect to {self.target.host}:{self.target.port} failed: {exc}"
             self.record(Outcome("login", self.clock() - start, 0, self.down_reason))
             return False
@@ -292,6 +296,7 @@ class VehicleLink:
 
     def _flush_locked(self) -> int:
         data = self.session.data_to_send()
+        sent, self._codec.sent = self._codec.sent, []
         if not data or self._sock is None or self.down_reason is not None:
             return 0
         try:
@@ -300,7 +305,6 @@ class VehicleLink:
             self._link_lost_locked(f"write failed: {exc}")
             return 0
         now = self.clock()
-        sent, self._codec.sent = self._codec.sent, []
         if (int(Command.HEARTBEAT), int(ResponseFlag.COMMAND)) in sent:
             self._heartbeat = _Pending(now, len(data), threading.Event())
         return len(data)
