@@ -273,29 +273,31 @@ _NARROW_WORD = {0xFE: "0x00FE", 0xFF: "0x00FF"}  # a BYTE sentinel written into 
 _NARROW_DWORD = {0xFE: "0x000000FE", 0xFF: "0x000000FF", 0xFFFE: "0x0000FFFE", 0xFFFF: "0x0000FFFF"}
 
 
-def _offset_fields(edition: Edition, report: RealtimeReport) -> list[tuple[str, object, float, float, bool]]:
-    """(name, value, offset, scale, dword) of every offset-coded field of a report: physical value =
-    raw × scale − offset, so a raw value near 0 is the far negative end of the range."""
+_OffsetField = tuple[str, int | None, str, object, float, float, bool]
+
+
+def _offset_fields(edition: Edition, report: RealtimeReport) -> list[_OffsetField]:
+    """(block, index, attribute, value, offset, scale, dword) of every offset-coded field of a report:
+    physical value = raw × scale − offset, so a raw value near 0 is the far negative end of the range."""
     current = 3000.0 if edition == Edition.E2025 else 1000.0
-    out: list[tuple[str, object, float, float, bool]] = []
-    vehicle = vehicle_block(report)
-    if vehicle is not None:
-        out.append(("vehicle.total_current", vehicle.total_current, current, 0.1, False))
+    out: list[_OffsetField] = []
     for b in report.blocks:
-        if isinstance(b, CellVoltages) and not isinstance(b.subsystems, Special):
-            out += [(f"voltages[{i}].current", r.current, current, 0.1, False)
+        if isinstance(b, VehicleData | VehicleData2025):
+            out.append(("vehicle", None, "total_current", b.total_current, current, 0.1, False))
+        elif isinstance(b, CellVoltages) and not isinstance(b.subsystems, Special):
+            out += [("voltages", i, "current", r.current, current, 0.1, False)
                     for i, r in enumerate(b.subsystems)]
         elif isinstance(b, ParallelUnitVoltages) and not isinstance(b.packs, Special):
-            out += [(f"packs[{i}].current", p.current, current, 0.1, False) for i, p in enumerate(b.packs)]
+            out += [("packs", i, "current", p.current, current, 0.1, False) for i, p in enumerate(b.packs)]
         elif isinstance(b, DriveMotors) and not isinstance(b.motors, Special):
             for i, m in enumerate(b.motors):
-                out += [(f"motors[{i}].speed", m.speed, 20000.0, 1.0, False),
-                        (f"motors[{i}].torque", m.torque, 2000.0, 0.1, False),
-                        (f"motors[{i}].controller_current", m.controller_current, 1000.0, 0.1, False)]
+                out += [("motors", i, "speed", m.speed, 20000.0, 1.0, False),
+                        ("motors", i, "torque", m.torque, 2000.0, 0.1, False),
+                        ("motors", i, "controller_current", m.controller_current, 1000.0, 0.1, False)]
         elif isinstance(b, DriveMotors2025) and not isinstance(b.motors, Special):
             for i, m2 in enumerate(b.motors):
-                out += [(f"motors[{i}].speed", m2.speed, 32000.0, 1.0, False),
-                        (f"motors[{i}].torque", m2.torque, 20000.0, 0.1, True)]
+                out += [("motors", i, "speed", m2.speed, 32000.0, 1.0, False),
+                        ("motors", i, "torque", m2.torque, 20000.0, 0.1, True)]
     return out
 
 
@@ -320,12 +322,14 @@ def check_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Viol
                     wire_value = _NARROW_DWORD[round(abs(value) * 1e6)]
                     out.append(Violation("sentinel_width", f"location.{name} is {wire_value}: a narrower "
                                                            "sentinel in a DWORD (want 0xFFFFFFFE/F)"))
-    for name, reading, offset, scale, dword in _offset_fields(edition, report):
-        if not isinstance(reading, int | float):
+    for block, index, attr, reading, offset, scale, dword in _offset_fields(edition, report):
+        # narrow sentinels are raw ≤ 0xFFFF: only readings that low need the exact test
+        if not isinstance(reading, int | float) or reading > 0x10000 * scale - offset:
             continue
         raw = round((reading + offset) / scale)
         narrow = _NARROW_DWORD if dword else _NARROW_WORD
         if raw in narrow:
+            name = f"{block}.{attr}" if index is None else f"{block}[{index}].{attr}"
             want = "0xFFFFFFFE/F" if dword else "0xFFFE/0xFFFF"
             kind = "narrower sentinel in a DWORD" if dword else "BYTE sentinel in a WORD"
             out.append(Violation("sentinel_width", f"{name} is {narrow[raw]}: a {kind} (want {want})"))
@@ -336,6 +340,12 @@ def check_values(edition: Edition, report: RealtimeReport) -> list[Violation]:
     """Out-of-range values and undefined codes: each block is re-encoded with the strict encoder; then
     sentinels of the wrong width."""
     out: list[Violation] = check_sentinel_widths(edition, report)
+    try:  # the common case in one call; blocks are encoded independently, so only a failure needs the
+        encode_info_blocks(edition, report.blocks, options=_STRICT)  # per-block pass that names each one
+    except (ProtocolError, ValueError, TypeError, OverflowError):
+        pass
+    else:
+        return out
     for block in report.blocks:
         try:
             encode_info_blocks(edition, [block], options=_STRICT)

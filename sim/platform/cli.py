@@ -60,6 +60,8 @@ def register(subparsers: Any) -> None:
     s.add_argument("--no-json", action="store_true",
                    help="do not store decoded JSON of plain frames (dump decodes them from the raw bytes)")
     s.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds (default: run until ^C)")
+    s.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                   help="event loop: uvloop when installed (auto, the default), or force one")
     s.set_defaults(run=run_serve)
 
     d = sub.add_parser("send", help="queue a downlink command for the running server and wait for the reply")
@@ -124,8 +126,26 @@ def run_serve(args: argparse.Namespace) -> int:
     def ready(server: Any) -> None:
         print(f"listening on {host}:{server.port}", file=sys.stderr, flush=True)
 
-    asyncio.run(run_server(config, args.seconds, ready))
+    with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
+        runner.run(run_server(config, args.seconds, ready))
     return 0
+
+
+def _loop_factory(choice: str) -> Any:
+    """uvloop's event loop when asked for (``auto``: when it is installed), else asyncio's."""
+    import importlib
+
+    if choice == "asyncio":
+        return None
+    try:
+        uvloop = importlib.import_module("uvloop")  # optional: not a dependency, used when present
+    except ImportError:
+        if choice == "uvloop":
+            from agent.errors import ConfigError
+
+            raise ConfigError("uvloop is not installed (pip install uvloop)", key="loop") from None
+        return None
+    return uvloop.new_event_loop
 
 
 def _int(text: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -138,9 +139,47 @@ class PlatformDB:
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open platform database: {exc}") from exc
         self._in_tx = False
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
+
+    def start_checkpointer(self, interval: float = 1.0) -> None:
+        """Move WAL checkpoints (which fsync) off the writer: the server's connection stops checkpointing
+        by itself and a thread with its own connection checkpoints (PASSIVE) every ``interval`` s, so a
+        commit never waits for the disk."""
+        if self._checkpointer is not None:
+            return
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop_checkpoints.clear()
+        self._checkpointer = threading.Thread(target=self._checkpoints, args=(interval,),
+                                              name="platform-db-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoints(self, interval: float) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            log.error("%s: checkpoint connection failed: %s", self.path, exc)
+            return
+        try:
+            while not self._stop_checkpoints.wait(interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy, disk full…: the WAL keeps the data; try again later
+                    log.warning("%s: checkpoint failed: %s", self.path, exc)
+        finally:
+            conn.close()
+
+    def stop_checkpointer(self) -> None:
+        """Stop the checkpoint thread; the connection checkpoints by itself again."""
+        if self._checkpointer is not None:
+            self._stop_checkpoints.set()
+            self._checkpointer.join(timeout=30)
+            self._checkpointer = None
+            self.conn.execute("PRAGMA wal_autocheckpoint=1000")
 
     def close(self) -> None:
         self.commit()
+        self.stop_checkpointer()
         self.conn.close()
 
     # ---- writes (server)
