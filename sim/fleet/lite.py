@@ -9,11 +9,11 @@ voltage; extremes are taken from the cells and probes; speed is 0 in P; SOC move
 Per-vehicle memory is small: the per-cell/per-probe offsets come from a few shared templates, and the
 random source is a 64-bit integer (splitmix64), not a ``random.Random``.
 
-Scenario ``alarm-burst``: from ``ALARM_BURST_START`` s after the start and then every ``ALARM_BURST_PERIOD``
-seconds the whole fleet raises a level-2 insulation alarm (resistance falls below 500 Ω/V × pack voltage)
-for ``ALARM_BURST_SECONDS`` seconds; level 2 keeps the platform's level-3 alarm-window rule out of play
-(the lite vehicle keeps no per-second history to reissue). Other scenario names are accepted and do not
-change the physics (they act on the link, see ``sim.fleet.runner``).
+Scenario ``alarm-burst``: from ``ALARM_BURST_START`` s after ``start`` (collection time) and then every
+``ALARM_BURST_PERIOD`` seconds the whole fleet raises a level-2 insulation alarm (resistance falls below
+500 Ω/V × pack voltage) for ``ALARM_BURST_SECONDS`` seconds; level 2 keeps the platform's level-3
+alarm-window rule out of play (the lite vehicle keeps no per-second history to reissue). Other scenario
+names are accepted and do not change the physics (they act on the link, see ``sim.fleet.runner``).
 """
 
 from __future__ import annotations
@@ -238,7 +238,6 @@ class LiteVehicle:
             h = 1.0 if dt > 1.0 else dt
             self._substep(h)
             dt -= h
-        self._update_alarm()
 
     def _substep(self, h: float) -> None:
         self.elapsed += h
@@ -294,13 +293,13 @@ class LiteVehicle:
         voltage = self.n_cells * ocv(self.soc)
         self.current = max(-300.0, min(450.0, (power + AUX_W) / voltage))
 
-    def _update_alarm(self) -> None:
-        phase = self.elapsed % ALARM_BURST_PERIOD
-        burst = ALARM_BURST_START <= phase < ALARM_BURST_START + ALARM_BURST_SECONDS
-        if self.scenario == "alarm-burst" and burst:
-            self.alarm = 2
-        else:
-            self.alarm = 0
+    def alarm_at(self, t: datetime) -> int:
+        """The alarm level at collection time ``t``: 2 inside an alarm burst (scenario ``alarm-burst``;
+        counted from ``start``, so every vehicle of a fleet is in the same burst at once), else 0."""
+        if self.scenario != "alarm-burst":
+            return 0
+        phase = (t - self.start).total_seconds() % ALARM_BURST_PERIOD
+        return 2 if ALARM_BURST_START <= phase < ALARM_BURST_START + ALARM_BURST_SECONDS else 0
 
     # ---- reporting
 
@@ -319,6 +318,7 @@ class LiteVehicle:
         if t.tzinfo is None:
             raise ValueError("report time must be timezone-aware (UTC)")
         t = t.replace(microsecond=0)
+        self.alarm = self.alarm_at(t)
         e25 = self.edition is Edition.E2025
         spread, probes = self._cells_off, self._probe_off
         base_mv = round((ocv(self.soc) - self.current * CELL_R_OHM) * 1000.0)

@@ -154,7 +154,7 @@ def test_report_is_consistent_2016() -> None:
 def test_report_2025_blocks_and_alarm_burst() -> None:
     car = LiteVehicle(vin_for(5), 5, Edition.E2025, START, scenario="alarm-burst")
     car.step(4)
-    assert car.alarm == 0
+    assert car.alarm_at(START + timedelta(seconds=4)) == 0
     car.step(2)
     rep = car.report(START + timedelta(seconds=6))
     kinds = [type(b) for b in rep.blocks]
@@ -167,10 +167,10 @@ def test_report_2025_blocks_and_alarm_burst() -> None:
     assert isinstance(v, VehicleData2025) and isinstance(v.insulation_resistance, int)
     assert v.insulation_resistance < 0.5 * v.total_voltage  # < 500 Ω/V
     car.step(10)
-    alarm = next(b for b in car.report(START).blocks if isinstance(b, Alarm2025))
+    alarm = next(b for b in car.report(START + timedelta(seconds=16)).blocks if isinstance(b, Alarm2025))
     assert int(alarm.max_level) == 0
-    car.step(50)
-    assert car.alarm == 2  # the next burst, a minute after the first
+    assert car.alarm_at(START + timedelta(seconds=66)) == 2  # the next burst, a minute after the first
+    assert LiteVehicle(vin_for(6), 6, Edition.E2025, START).alarm_at(START + timedelta(seconds=6)) == 0
 
 
 def test_bad_arguments() -> None:
