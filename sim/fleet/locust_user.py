@@ -15,8 +15,10 @@ statistics, web UI, CSV/JSON output and load shapes work unchanged.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from locust import User, events, task
@@ -69,6 +71,7 @@ class Gbt32960Vehicle(User):
     #: per worker process: VIN slots in use, and each VIN's login serial store (serials keep increasing)
     slots: ClassVar[SlotAllocator] = SlotAllocator()
     serial_stores: ClassVar[dict[str, ClockSeededSerialStore]] = {}
+    ssl_contexts: ClassVar[dict[tuple[str | None, ...], ssl.SSLContext]] = {}
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
@@ -90,11 +93,15 @@ class Gbt32960Vehicle(User):
         runner = self.environment.runner
         worker = int(getattr(runner, "worker_index", 0) or 0)
         self.slot = self.slots.take()
-        index = self.settings.vin_index(worker, self.slot)
         try:
+            index = self.settings.vin_index(worker, self.slot)
             self.vin = vin_for(index, self.settings.vin_prefix)
             self.iccid = iccid_for(index)
-        except ValueError as exc:
+        except (ConfigError, ValueError) as exc:
+            self.slots.release(self.slot)
+            self.slot = None
+            if isinstance(exc, ConfigError):
+                raise
             raise ConfigError(str(exc), key="vin-prefix") from exc
         log.debug("worker %d slot %d: VIN %s", worker, self.slot, self.vin)
         self.vehicle = LiteVehicle(self.vin, self.settings.seed + index, self.settings.edition,
@@ -131,15 +138,7 @@ class Gbt32960Vehicle(User):
     def _connect(self) -> None:
         s = self.settings
         target = parse_target(self.host or DEFAULT_HOST)
-        ssl_context = None
-        if target.tls:
-            from pathlib import Path
-
-            tls = TlsConfig(ca_file=Path(s.ca_file) if s.ca_file else None,
-                            cert_file=Path(s.client_cert) if s.client_cert else None,
-                            key_file=Path(s.client_key) if s.client_key else None,
-                            server_hostname=s.server_name)
-            ssl_context = tls.context()
+        ssl_context = self._ssl_context(s) if target.tls else None
         timing = ClientTiming(heartbeat_interval=s.heartbeat or None, login_timeout=s.ack_timeout,
                               reply_timeout=s.ack_timeout, max_resends=0, max_login_attempts=1)
         config = TerminalConfig(self.vin, s.edition, iccid=self.iccid, timing=timing)
@@ -150,6 +149,19 @@ class Gbt32960Vehicle(User):
                                 server_hostname=s.server_name, serial_store=store,
                                 handler=AgentHandler(values, s.edition), require_ack=s.require_ack)
         self.link.connect()
+
+    @classmethod
+    def _ssl_context(cls, s: Settings) -> ssl.SSLContext:
+        """One client context per TLS set-up and process (loading a CA for each vehicle is slow)."""
+        key = (s.ca_file, s.client_cert, s.client_key, s.server_name)
+        ctx = cls.ssl_contexts.get(key)
+        if ctx is None:
+            tls = TlsConfig(ca_file=Path(s.ca_file) if s.ca_file else None,
+                            cert_file=Path(s.client_cert) if s.client_cert else None,
+                            key_file=Path(s.client_key) if s.client_key else None,
+                            server_hostname=s.server_name)
+            ctx = cls.ssl_contexts[key] = tls.context()
+        return ctx
 
     def _record(self, outcome: Outcome) -> None:
         self.environment.events.request.fire(
