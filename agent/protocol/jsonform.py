@@ -565,7 +565,7 @@ def _decode_sequence(tp: Any, origin: Any, obj: object, path: str) -> Any:
 def _decode_edition(obj: object, path: str) -> Edition:
     try:
         return Edition(int(typing.cast(int | str, obj)))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number; inf
         raise _fail(path, f"edition must be 2016 or 2025, got {obj!r}") from None
 
 
