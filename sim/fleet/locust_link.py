@@ -27,11 +27,12 @@ from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
 from agent.protocol import wire
-from agent.protocol.model import Command, Frame, RealtimeReport, ResponseFlag
+from agent.protocol.model import Command, ControlId, Frame, RealtimeReport, ResponseFlag
 from agent.protocol.session import (
     BEIJING,
     MAX_SERIAL,
     CloseRequested,
+    ControlRequested,
     DefaultCodec,
     Event,
     HeartbeatMissed,
@@ -57,6 +58,9 @@ log = logging.getLogger(__name__)
 MAX_POLL_S = 1.0
 _READ_SIZE = 65536
 _SCHEMES = {"tcp": False, "tls": True}
+#: acknowledged terminal controls after which the vehicle drops its link (and logs in again next period)
+_CLOSING_CONTROLS = frozenset({ControlId.SHUTDOWN, ControlId.RESET, ControlId.FACTORY_RESET,
+                               ControlId.DISCONNECT})
 
 
 @dataclass(frozen=True)
@@ -435,6 +439,8 @@ class VehicleLink:
                 self._link_lost_locked(f"session asked to reconnect ({ev.reason})")
             elif isinstance(ev, CloseRequested):
                 self._shutdown(f"closed ({ev.reason})")
+            elif isinstance(ev, ControlRequested) and int(ev.command_id) in _CLOSING_CONTROLS:
+                self._link_lost_locked(f"platform control 0x{int(ev.command_id):02X}")  # reply already out
             elif isinstance(ev, ProtocolViolation):
                 log.warning("%s: protocol violation from the platform: %s", self.vin, ev.reason)
                 self.record(Outcome("protocol", 0.0, 0, ev.reason))

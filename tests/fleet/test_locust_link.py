@@ -180,6 +180,24 @@ def test_downlink_query_answered_while_idle(platform_factory: Callable[..., Plat
     assert all(o.ok for o in got), got
 
 
+def test_disconnect_control_is_acknowledged_then_the_link_drops(
+        platform_factory: Callable[..., Platform], capsys: pytest.CaptureFixture[str]) -> None:
+    from agent import cli
+
+    platform = platform_factory()
+    got: list[Outcome] = []
+    link = make_link(platform.port, got, index=10,
+                     handler=AgentHandler({ParameterId.REPORT_PERIOD: 10, ParameterId.HEARTBEAT_PERIOD: 30}))
+    assert link.connect()
+    argv = ["platform", "send", "--db", platform.config.db_path, "--vin", link.vin, "--wait", "10",
+            "control", "disconnect"]
+    assert cli.main(argv) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["status"] == "replied"
+    wait_until(lambda: not link.logged_in)
+    assert link.down_reason == "platform control 0x05"
+    link.close()
+
+
 def test_refused_connection_is_a_failed_login() -> None:
     with contextlib.closing(__import__("socket").socket()) as s:
         s.bind(("127.0.0.1", 0))
