@@ -178,6 +178,8 @@ class UplinkSettings:
     connect_timeout_s: float = 10.0
     #: TCP: a heartbeat after this many uploads proves them (docs/session.md "Delivery barrier"); 0: off
     barrier_after: int = 100
+    #: TCP: time calibration (0x08) after every login; the offset is logged when beyond the GNSS limit
+    calibrate_time: bool = False
 
 
 @dataclass(frozen=True)
@@ -586,6 +588,7 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
         logout_wait_s=t.number("logout_wait_s", 5.0, 0.0, 600.0),
         connect_timeout_s=t.number("connect_timeout_s", 10.0, 0.1, 600.0),
         barrier_after=t.integer("barrier_after", 100, 0, 4000),
+        calibrate_time=t.flag("calibrate_time", False),
     )
     if settings.mqtt_protocol not in (4, 5):
         raise t.error("mqtt_protocol", f"4 (MQTT 3.1.1) or 5 (MQTT 5), not {settings.mqtt_protocol}")

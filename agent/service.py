@@ -260,7 +260,9 @@ class AgentService:
         return UplinkConfig(host, port, tls=tls, reissue_rate=up.reissue_rate,
                             max_inflight=up.max_inflight or 3000, hold_abandoned_s=up.hold_s,
                             connect_timeout_s=up.connect_timeout_s, reconnect_min_s=up.reconnect_min_s,
-                            reconnect_max_s=up.reconnect_max_s, logout_wait_s=up.logout_wait_s)
+                            reconnect_max_s=up.reconnect_max_s, logout_wait_s=up.logout_wait_s,
+                            calibrate_time=up.calibrate_time,
+                            clock_max_offset_s=self.settings.gnss.clock_max_offset_s)
 
     # ------------------------------------------------------------------ parameters
 

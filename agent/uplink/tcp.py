@@ -151,6 +151,9 @@ class UplinkConfig:
     #: a silently "delivered" upload is deleted only once a later platform frame proves the link alive
     #: (half-open TCP), or after this long without a link loss
     proof_timeout_s: float = 120.0
+    #: send a time calibration (0x08) after every login and compare the platform's time with ours
+    calibrate_time: bool = False
+    clock_max_offset_s: float = 2.0  # a larger difference is logged as a skewed clock
 
 
 @dataclass
@@ -170,6 +173,8 @@ class UplinkStats:
     abandoned: int = 0
     unconfirmed: int = 0
     unproven: int = 0  # silent deliveries put back in the backlog: no platform frame proved the link
+    #: platform time minus ours at the last 0x08 reply (s; the wire carries whole seconds), None: never
+    clock_offset_s: float | None = None
     reconnects: dict[str, int] = field(default_factory=dict)
 
 
@@ -578,6 +583,8 @@ class TcpUplink(UplinkBase):
                 self.stats.link = "online"
                 if self._online is not None:
                     self._online.set()
+                if self.config.calibrate_time:
+                    self._handle(self.session.request_time_calibration(self.clock()))
             elif isinstance(ev, LoginFailed):
                 self.stats.login_failures += 1
                 self.stats.link = "backoff" if ev.backoff else "login_wait"
@@ -608,7 +615,18 @@ class TcpUplink(UplinkBase):
             elif isinstance(ev, KeyExchangeReceived):
                 self._key_exchange(ev)
             elif isinstance(ev, TimeCalibrated):
-                log.info("platform time %s", ev.platform_time.isoformat())
+                self._calibrated(ev)
+
+    def _calibrated(self, ev: TimeCalibrated) -> None:
+        """Compare the platform's time with the wall clock at the middle of the round trip."""
+        half_trip = max(0.0, ev.received_at - ev.requested_at) / 2
+        ours = datetime.now(UTC).timestamp() - max(0.0, self.clock() - ev.received_at) - half_trip
+        offset = ev.platform_time.timestamp() + 0.5 - ours  # the wire truncates to the second
+        self.stats.clock_offset_s = offset
+        if abs(offset) > self.config.clock_max_offset_s + 0.5:
+            log.warning("the system clock is %+.1f s off the platform's time", -offset)
+        else:
+            log.info("platform time agrees with ours (%+.1f s)", offset)
 
     def _key_exchange(self, ev: KeyExchangeReceived) -> None:
         """2025 0x0B: use the new data-unit key from its ``valid_from`` time on (keys never logged)."""

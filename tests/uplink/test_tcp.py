@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,7 @@ class Platform:
 
     def __init__(self, ssl_context: object = None, *, cipher: object = None, verifier: object = None) -> None:
         self.mode = "ok"
+        self.skew_s = 0.0  # the platform's clock runs this far ahead
         self.received: list[tuple[int, datetime]] = []
         self.logins = 0
         self.port = 0
@@ -95,7 +97,8 @@ class Platform:
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
         session = PlatformSession(PlatformConfig(heartbeat_interval=0.3, idle_factor=100),
-                                  wallclock=lambda: datetime.now(UTC), cipher=self.cipher,  # type: ignore[arg-type]
+                                  wallclock=lambda: datetime.now(UTC) + timedelta(seconds=self.skew_s),
+                                  cipher=self.cipher,  # type: ignore[arg-type]
                                   verifier=self.verifier, edition=Edition.E2025)  # type: ignore[arg-type]
         session.connection_made(loop.time())
         framer = wire.Framer()
@@ -145,7 +148,7 @@ def data_unit(t: datetime) -> bytes:
 
 
 def make_uplink(tmp_path: Path, port: int, *, tls: TlsConfig | None = None, timing: ClientTiming = FAST,
-                **kw: float) -> TcpUplink:
+                **kw: Any) -> TcpUplink:
     store = Outbox(tmp_path / "outbox.db", commit_interval_s=0.1)
     session = TerminalSession(TerminalConfig(VIN, Edition.E2016, iccid="8986" + "0" * 16, timing=timing),
                               wallclock=lambda: datetime.now(UTC), serial_store=store.serial_store(),
@@ -264,6 +267,23 @@ def test_silent_platform_backlog_is_proven_by_barrier_heartbeats_not_the_timeout
         await platform.stop()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_time_calibration_after_login_measures_the_clock_offset(tmp_path: Path) -> None:
+    async def main() -> None:
+        for skew in (0.0, 100.0):
+            platform = Platform()
+            platform.skew_s = skew
+            await platform.start()
+            (tmp_path / str(skew)).mkdir()
+            uplink = make_uplink(tmp_path / str(skew), platform.port, calibrate_time=True)
+            async with running(uplink):
+                await until(lambda u=uplink: u.stats.clock_offset_s is not None, what="0x08 reply")  # type: ignore[misc]
+            assert uplink.stats.clock_offset_s is not None
+            assert abs(uplink.stats.clock_offset_s - skew) <= 1.5
+            await platform.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
 
 
 def test_error_replies_resend_three_times_then_keep_for_reissue(tmp_path: Path) -> None:
