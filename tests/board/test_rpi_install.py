@@ -4,6 +4,7 @@ config never overwritten, the config.txt block replaced in place, bad options re
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli import main
 from agent.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -275,3 +277,18 @@ exec {sys.executable} "$@"
     proc = subprocess.run(["sh", str(INSTALL), "--prefix", str(root), "--extras", "mqtt;rm", "--profile",
                            "mcp2515-16mhz"], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2 and "--extras is a comma-separated list" in proc.stderr
+
+
+def test_tbox_doctor_reads_the_installed_config(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The template the installer writes is what `tbox doctor` and the agent read (network checks off)."""
+    install(root, "--profile", "mcp2515-16mhz", "--name", "car1")
+    code = main(["doctor", "--config", str(root / "etc/tbox/car1.toml"), "--json",
+                 "--skip", "can", "--skip", "platform", "--skip", "clock"])
+    found = {x["name"]: x for x in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert found["config"]["level"] == "ok"
+    assert "CAN socketcan can0 at 500000 bit/s" in found["config"]["message"]
+    assert found["modem"]["level"] == "ok"  # [modem] enabled = false in the template
+    assert found["gnss"]["level"] == "warn"  # source = "none" until the user sets one
+    if not Path("/var/lib/tbox/car1").exists():
+        assert "/var/lib/tbox/car1" in found["storage.outbox"]["message"]
+    assert code == 1
