@@ -196,3 +196,18 @@ def fix_lines(second: int, valid: bool = True, day: str = "010125") -> list[str]
         rmc = nmea(f"GPRMC,{hhmmss},V,,,,,,,{day},,,N")
         gga = nmea(f"GPGGA,{hhmmss},,,,,0,00,99.9,,M,,M,,")
     return [rmc, gga]
+
+
+def ublox_epoch(second: int) -> list[str]:
+    """One epoch as a u-blox M8 prints it: GN talker, TXT/GSA/GSV/VTG/GLL around RMC and GGA."""
+    rmc, gga = (line.replace("$GP", "$GN", 1) for line in fix_lines(second))
+    rmc, gga = nmea(rmc[1:-3]), nmea(gga[1:-3])  # re-checksum after the talker change
+    return [
+        nmea("GNTXT,01,01,02,u-blox AG - www.u-blox.com"),
+        rmc,
+        nmea("GNVTG,90.0,T,,M,10.0,N,18.5,K,A"),
+        gga,
+        nmea("GNGSA,A,3,80,71,73,79,69,,,,,,,,1.83,1.09,1.47"),
+        nmea("GPGSV,3,1,10,23,38,230,44,29,71,156,47,07,29,116,41,08,09,081,36"),
+        nmea(f"GNGLL,3954.0000,N,11620.0000,E,0800{second:02d}.00,A,A"),
+    ]

@@ -397,3 +397,20 @@ def test_clock_check_keeps_only_the_readings_it_needs() -> None:
         for i in range(50):
             check.observe(T0 + timedelta(seconds=i), T0.timestamp() + i + 10.0)
         assert check.skewed and check.readings == 50 and len(check._recent) == stable
+
+
+def test_a_ublox_receiver_with_its_extra_sentences(tmp_path: Path, devices: list[PtyDevice]) -> None:
+    from tests.peripherals.devices import ublox_epoch
+
+    link = tmp_path / "ttyACM0"
+    chunks = ("".join(line + "\r\n" for line in ublox_epoch(s)).encode("ascii") for s in range(60))
+    devices.append(PtyDevice(link, stream=chunks, period_s=0.02))
+    sink = Sink()
+    reader = GnssReader(str(link), 9600, sink)
+    reader.start()
+    try:
+        wait(lambda: sink.count() >= 3, "positions")
+    finally:
+        reader.stop()
+    assert all(p.valid and p.altitude_m == 50.0 for p, _ in sink.positions)
+    assert not reader.parser.errors  # GSA, GSV, VTG, GLL, TXT are not errors, just not used
