@@ -180,6 +180,8 @@ class UplinkSettings:
     barrier_after: int = 100
     #: TCP: time calibration (0x08) after every login; the offset is logged when beyond the GNSS limit
     calibrate_time: bool = False
+    #: 2025: chip id of the secure element; set, the terminal activates (0x09) until the platform confirms
+    activation_chip_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -589,6 +591,7 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
         connect_timeout_s=t.number("connect_timeout_s", 10.0, 0.1, 600.0),
         barrier_after=t.integer("barrier_after", 100, 0, 4000),
         calibrate_time=t.flag("calibrate_time", False),
+        activation_chip_id=t.text("activation_chip_id"),
     )
     if settings.mqtt_protocol not in (4, 5):
         raise t.error("mqtt_protocol", f"4 (MQTT 3.1.1) or 5 (MQTT 5), not {settings.mqtt_protocol}")
@@ -609,6 +612,12 @@ def _uplink(t: _Table, base: Path) -> UplinkSettings:
         raise t.error("sign_type", f"sm2, rsa or ecc, not {settings.sign_type!r}")
     if (settings.sign_type is None) != (settings.sign_key_file is None):
         raise t.error("sign_key_file", "sign_type and sign_key_file go together")
+    chip = settings.activation_chip_id
+    if chip is not None:
+        if not 1 <= len(chip) <= 16 or not chip.isascii() or not chip.isprintable():
+            raise t.error("activation_chip_id", "1 to 16 printable ASCII characters")
+        if settings.sign_type is None:
+            raise t.error("activation_chip_id", "activation is signed: set sign_type and sign_key_file")
     if settings.reconnect_min_s > settings.reconnect_max_s:
         raise t.error("reconnect_min_s", f"larger than reconnect_max_s ({settings.reconnect_max_s})")
     pin = settings.pin_sha256

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from agent.protocol import wire
 from agent.protocol.codec import encode_frame
 from agent.protocol.errors import ProtocolError
 from agent.protocol.model import (
+    ActivationInfo,
     Cipher,
     ControlId,
     Edition,
@@ -50,7 +52,17 @@ from agent.protocol.model import (
     SignatureType,
     Signer,
 )
-from agent.protocol.session import ClientTiming, ControlRequested, TerminalConfig, TerminalSession
+from agent.protocol.session import (
+    ActivationRefused,
+    ActivationResultReceived,
+    ActivationTimedOut,
+    ClientTiming,
+    ControlRequested,
+    Event,
+    SessionStateError,
+    TerminalConfig,
+    TerminalSession,
+)
 from agent.sampling import PublicPlatform, SamplingLink
 from agent.store import DAY, Outbox, retention_for
 from agent.upgrade import UpgradeConfig, UpgradeError, Upgrader, UpgradeStatus, load_public_key
@@ -115,6 +127,7 @@ class AgentService:
         #: the sampling-monitoring link to the public platform (0x82/0x07; param 0x10)
         self.sampling = SamplingLink(st.path.with_name(st.path.name + ".sampling"), self._sampling_session,
                                      self._sampling_config, retention_s=retention)
+        self._sign_public: bytes | None = None  # wire form of the signing key's public half (activation)
         self.cipher, self.signer = self._crypto()
         self.session = self._session()
         self._base_timing = self.session.timing
@@ -134,7 +147,9 @@ class AgentService:
                                      on_parameters=self.apply_parameters, on_control=self.control)
         elif up.host and up.port:
             self.uplink = TcpUplink(self.session, self.store, self._uplink_config(), handler=self.handler,
-                                    on_parameters=self.apply_parameters, on_control=self.control)
+                                    on_parameters=self.apply_parameters, on_control=self.control,
+                                    on_event=self._uplink_event)
+            self.uplink.on_connected = self._activate
         else:
             log.warning("no [uplink] host/port: reports are stored only")
         self._apply_periods(stored)
@@ -182,8 +197,10 @@ class AgentService:
             packs_per_bms=vehicle.packs_per_bms, pack_codes=() if e16 else vehicle.pack_codes,
             timing=timing,
         )
+        # the signer signs the 2025 activation; reports are signed once when stored (``_submit``)
         return TerminalSession(config, wallclock=lambda: datetime.now(UTC), handler=self.handler,
-                               serial_store=self.store.serial_store(), codec=OutboxCodec(cipher=self.cipher))
+                               serial_store=self.store.serial_store(), codec=OutboxCodec(cipher=self.cipher),
+                               signer=self.signer)
 
     def _crypto(self) -> tuple[Cipher | None, Signer | None]:
         """Data-unit cipher (applied when a frame is sent) and 2025 signer (applied when a report is
@@ -214,6 +231,7 @@ class AgentService:
                 kind = {"sm2": SignatureType.SM2, "rsa": SignatureType.RSA, "ecc": SignatureType.ECC}
                 private = crypto.load_private_key(up.sign_key_file.read_bytes(), kind[up.sign_type])
                 signer = crypto.signer_for(kind[up.sign_type], private)
+                self._sign_public = crypto.encode_public_key(private)
         except (OSError, ValueError, ProtocolError) as exc:
             reason = exc.reason if isinstance(exc, ProtocolError) else type(exc).__name__
             raise ConfigError(f"cannot load the uplink key material: {reason}", file=str(self.settings.file),
@@ -301,6 +319,45 @@ class AgentService:
             self._spawn(self._upgrade(event.params))
         elif cid == ControlId.OPEN_SAMPLING_LINK:
             self._open_sampling()
+
+    # ------------------------------------------------------------------ 2025 activation
+
+    def _activation_marker(self) -> str | None:
+        chip = self.settings.uplink.activation_chip_id
+        if chip is None or self._sign_public is None:
+            return None
+        return f"{chip}:{hashlib.sha256(self._sign_public).hexdigest()[:16]}"
+
+    @property
+    def activated(self) -> bool:
+        """True when no activation is configured, or the platform confirmed this chip and key."""
+        marker = self._activation_marker()
+        return marker is None or self.store.get_value("activation") == marker
+
+    def _activate(self) -> None:
+        """On every new link until confirmed: 0x09 with the chip id and the signing public key."""
+        chip = self.settings.uplink.activation_chip_id
+        if self.activated or chip is None or self._sign_public is None:
+            return
+        try:
+            self.session.activate(time.monotonic(), chip, self._sign_public)
+        except SessionStateError as exc:
+            log.error("activation not sent: %s", exc)
+
+    def _uplink_event(self, event: Event) -> None:
+        if isinstance(event, ActivationResultReceived):
+            if event.activated or event.info == ActivationInfo.CHIP_ALREADY_ACTIVATED:
+                marker = self._activation_marker()
+                if marker is not None:
+                    try:
+                        self.store.set_value("activation", marker)
+                    except StoreError as exc:
+                        log.error("activation confirmed but not stored (sent again next link): %s", exc)
+                log.warning("activation confirmed by the platform")
+            else:
+                log.error("activation refused by the platform: status %r info %r", event.status, event.info)
+        elif isinstance(event, ActivationTimedOut | ActivationRefused):
+            log.error("activation not confirmed (%s); tried again on the next link", type(event).__name__)
 
     # ------------------------------------------------------------------ upgrade and sampling link
 

@@ -304,6 +304,8 @@ class TcpUplink(UplinkBase):
         self._ssl = config.tls.context() if config.tls is not None else None
         self._pause_s = 0.0
         self._background: set[asyncio.Task[None]] = set()
+        #: called on every new link right after the login went out (before anything is read)
+        self.on_connected: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ records in
 
@@ -378,6 +380,8 @@ class TcpUplink(UplinkBase):
         self._link_reason = ""
         self.stats.link = "logging_in"
         self._handle(self.session.connection_made(self.clock()))
+        if self.on_connected is not None:  # e.g. 2025 activation, right behind the login
+            self.on_connected()
         self._flush_out()
         tasks = [asyncio.create_task(self._read_loop(reader)), asyncio.create_task(self._timer_loop()),
                  asyncio.create_task(self._drain_loop())]

@@ -262,3 +262,56 @@ def test_rsa_2016_and_sm2_2025_data_unit_encryption_from_the_config(tmp_path: Pa
                                            'data_key_file = "2025/platform.pub"\n'))
     with pytest.raises(ConfigError, match="2025"):
         AgentService(load_config(cfg))
+
+
+def test_2025_activation_until_the_platform_confirms_it(tmp_path: Path) -> None:
+    """``activation_chip_id``: 0x09 (chip id + signing public key, signed) goes out on every link until
+    the platform confirms; then never again, also after a restart."""
+    from agent.protocol import crypto
+    from agent.protocol.model import ActivationInfo, ActivationResult, ActivationStatus, SignatureType
+    from agent.protocol.session import ActivationHandled
+
+    private, public = crypto.generate_keypair(SignatureType.ECC)
+    (tmp_path / "sign.pem").write_bytes(crypto.private_key_to_pem(private))
+
+    async def main() -> None:
+        platform = Platform(verifier=crypto.verifier_for(SignatureType.ECC, public))
+        await platform.start()
+        cfg = write_config(tmp_path, platform.port)
+        cfg.write_text(cfg.read_text().replace('iccid = "', 'edition = 2025\niccid = "').replace(
+            "[uplink]\n", '[uplink]\nsign_type = "ecc"\nsign_key_file = "sign.pem"\n'
+            'activation_chip_id = "SE0123456789ABCD"\n'))
+
+        def activations() -> list[ActivationHandled]:
+            return [e for e in platform.events if isinstance(e, ActivationHandled)]
+
+        confirmed = ActivationResult(ActivationStatus.ACTIVATED, ActivationInfo.SUCCESS)
+        for run, answer in enumerate((None, confirmed, None)):
+            platform.activation_result = answer
+            drive = simulate(seconds=5, start_utc=datetime.now(UTC))
+            service = AgentService(load_config(cfg), messages=drive, accelerated=True)
+            stop = asyncio.Event()
+            task = asyncio.create_task(service.run(20, stop))
+            assert service.uplink is not None
+            uplink = service.uplink
+            await until(lambda u=uplink: u.session.logged_in, what="login")  # type: ignore[misc]
+            if run < 2:
+                await until(lambda n=run: len(activations()) == n + 1, what="activation")  # type: ignore[misc]
+                seen = activations()[-1].activation
+                assert seen.chip_id.strip() == "SE0123456789ABCD"
+                assert seen.public_key == crypto.encode_public_key(public)
+                assert crypto.verifier_for(SignatureType.ECC, public).verify(
+                    crypto_signed(seen), seen.signature)
+            if run == 1:
+                await until(lambda s=service: s.activated, what="confirmation stored")  # type: ignore[misc]
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        assert len(activations()) == 2  # unanswered once, confirmed once, then never again
+        await platform.stop()
+
+    def crypto_signed(activation: object) -> bytes:
+        from agent.protocol.session import activation_signed_bytes
+
+        return activation_signed_bytes(activation)  # type: ignore[arg-type]
+
+    asyncio.run(asyncio.wait_for(main(), 60))

@@ -52,6 +52,7 @@ class Platform:
     def __init__(self, ssl_context: object = None, *, cipher: object = None, verifier: object = None) -> None:
         self.mode = "ok"
         self.skew_s = 0.0  # the platform's clock runs this far ahead
+        self.activation_result: object = None  # the answer to a 2025 activation (None: none)
         self.received: list[tuple[int, datetime]] = []
         self.logins = 0
         self.port = 0
@@ -99,7 +100,8 @@ class Platform:
         session = PlatformSession(PlatformConfig(heartbeat_interval=0.3, idle_factor=100),
                                   wallclock=lambda: datetime.now(UTC) + timedelta(seconds=self.skew_s),
                                   cipher=self.cipher,  # type: ignore[arg-type]
-                                  verifier=self.verifier, edition=Edition.E2025)  # type: ignore[arg-type]
+                                  verifier=self.verifier, edition=Edition.E2025,  # type: ignore[arg-type]
+                                  on_activation=lambda frame: self.activation_result)
         session.connection_made(loop.time())
         framer = wire.Framer()
         peek = wire.Framer()
