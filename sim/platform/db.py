@@ -343,12 +343,14 @@ class PlatformDB:
             return list(self.conn.execute(sql + " WHERE vin = ? ORDER BY id", (vin,)))
         return list(self.conn.execute(sql + " ORDER BY id"))
 
-    def realtime_times(self, vin: str) -> set[str]:
-        """Collection times (ISO) this VIN already sent as realtime 0x02 (duplicate detection)."""
-        rows = self.conn.execute(
-            "SELECT collected FROM frames WHERE vin = ? AND command = 2 AND response = 254"
-            " AND collected IS NOT NULL AND decodable = 1", (vin,))
-        return {r[0] for r in rows}
+    def realtime_times(self, vin: str, limit: int | None = None) -> set[str]:
+        """Collection times (ISO) this VIN already sent as realtime 0x02 (duplicate detection); with
+        ``limit`` only the latest that many."""
+        sql = ("SELECT collected FROM frames WHERE vin = ? AND command = 2 AND response = 254"
+               " AND collected IS NOT NULL AND decodable = 1 ORDER BY collected DESC")
+        if limit is not None:
+            return {r[0] for r in self.conn.execute(sql + " LIMIT ?", (vin, limit))}
+        return {r[0] for r in self.conn.execute(sql, (vin,))}
 
 
 def _command(row: tuple[Any, ...]) -> CommandRow:

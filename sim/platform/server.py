@@ -248,8 +248,9 @@ class PlatformServer:
     def _state(self, vin: str) -> VinState:
         state = self.states.get(vin)
         if state is None:
-            state = VinState()
-            for text in self.db.realtime_times(vin):
+            memory = self.config.limits.duplicate_memory
+            state = VinState(realtime_times=checks.SecondSet(memory))
+            for text in self.db.realtime_times(vin, limit=int(memory) + 1):
                 state.realtime_times.add(datetime.fromisoformat(text))
             self.states[vin] = state
         return state

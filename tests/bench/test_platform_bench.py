@@ -204,7 +204,8 @@ finally:
 
 def start_server(db: Path, extra: list[str]) -> Server:
     profile = os.environ.get("TBOX_BENCH_PROFILE")  # a file: run the server under cProfile
-    wrap = ["-c", _PROFILED, profile] if profile else ["-m", "agent.cli"]
+    script = os.environ.get("TBOX_BENCH_SERVER")  # experiments: a script run instead of `-m agent.cli`
+    wrap = ["-c", _PROFILED, profile] if profile else [script] if script else ["-m", "agent.cli"]
     cmd = [sys.executable, *wrap, "platform", "serve", "--db", str(db), "--listen", "127.0.0.1:0",
            "--reply-realtime", "--heartbeat", "120", *extra]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)

@@ -203,3 +203,19 @@ def test_narrow_sentinel_in_the_2025_dword_torque() -> None:
     found = checks.check_sentinel_widths(Edition.E2025, motor(b"\x00\x00\xff\xff"))  # −13,446.5 N·m
     assert _kinds(found) == ["sentinel_width"] and "0x0000FFFF" in found[0].reason
     assert checks.check_sentinel_widths(Edition.E2025, motor((200000).to_bytes(4, "big"))) == []
+
+
+def test_second_set_remembers_exactly_the_memory_window() -> None:
+    seen = checks.SecondSet(10.0)
+    times = [T + timedelta(seconds=s) for s in (0, 3, 5, 4)]  # out of order inside the window
+    for t in times:
+        assert t not in seen
+        seen.add(t)
+    assert all(t in seen for t in times) and T + timedelta(seconds=1) not in seen
+    seen.add(T + timedelta(seconds=12))  # the ring moves on: 0 and 1 are forgotten, 3..5 kept
+    assert T not in seen and T + timedelta(seconds=3) in seen and T + timedelta(seconds=12) in seen
+    seen.add(T)  # older than the memory: ignored, never a false duplicate later
+    assert T not in seen and len(seen) == 4
+    seen.add(T + timedelta(hours=1))  # a jump past the whole ring clears it
+    assert len(seen) == 1 and T + timedelta(seconds=12) not in seen
+    assert T + timedelta(hours=2) not in seen  # later than the latest: not seen yet
