@@ -242,8 +242,9 @@ class FleetVehicle(asyncio.Protocol):
 
     def _drain(self, now: float) -> None:
         window = self.fleet.config.window
-        while self.backlog and self.session.logged_in and self.transport is not None \
-                and len(self.inflight) < window:
+        reissues = sum(1 for key in self.inflight if key[0] == Command.REISSUE)  # realtime does not count
+        while self.backlog and self.session.logged_in and self.transport is not None and reissues < window:
+            reissues += 1
             report = self.backlog.popleft()
             self._handle(self.session.send_reissue(report, now), now, sent=(Command.REISSUE, report),
                          drain=False)
