@@ -1,12 +1,12 @@
 """Fleet capacity: the largest fleet at a 1 s period that this machine sustains with ``tbox platform``
 running on the same machine — no report lost, acknowledged-frame p99 under 100 ms.
 
-Per size (``FLEET_BENCH_SIZES``, default 1000,2000,4000,7000,10000; stepping stops after the first size
-that fails): a fresh ``tbox platform serve --reply-realtime --no-json`` subprocess, then ``tbox fleet
---period 1 --seconds FLEET_BENCH_SECONDS (60) --processes FLEET_BENCH_PROCESSES (2)`` as a subprocess; the
-CPU time (utime + stime from /proc, children included) and the peak RSS of both process trees are sampled
-every second. Recorded: frames/s, loss, ack and login p50/p99, CPU % of a core of fleet and platform,
-vehicles per fleet core, RSS per vehicle.
+Per size (``FLEET_BENCH_SIZES``, default 1000,2000,3000,4000,5000,7000,10000; stepping stops after the
+first size that fails): a fresh ``tbox platform serve --reply-realtime --no-json`` subprocess, then
+``tbox fleet --period 1 --seconds FLEET_BENCH_SECONDS (60) --processes FLEET_BENCH_PROCESSES (2)`` as a
+subprocess; the CPU time (utime + stime from /proc, children included) and the peak RSS of both process
+trees are sampled every second. Recorded: frames/s, loss, ack and login p50/p99, CPU % of a core of fleet
+and platform, vehicles per fleet core, RSS per vehicle.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from tests.bench.report import write_section
 pytestmark = pytest.mark.bench
 COMMAND = ".venv/bin/pytest -q -s -m bench tests/bench/test_fleet_bench.py"
 ROOT = Path(__file__).resolve().parents[2]
-SIZES = [int(x) for x in os.environ.get("FLEET_BENCH_SIZES", "1000,2000,4000,7000,10000").split(",")]
+DEFAULT_SIZES = "1000,2000,3000,4000,5000,7000,10000"
+SIZES = [int(x) for x in os.environ.get("FLEET_BENCH_SIZES", DEFAULT_SIZES).split(",")]
 SECONDS = float(os.environ.get("FLEET_BENCH_SECONDS", "60"))
 PROCESSES = int(os.environ.get("FLEET_BENCH_PROCESSES", "2"))
 P99_LIMIT_MS = 100.0
