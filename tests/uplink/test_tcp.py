@@ -429,6 +429,15 @@ def test_platform_address_change_moves_on_success_and_rolls_back_on_failure(tmp_
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
+def make_uplink_2025(tmp_path: Path, port: int) -> TcpUplink:
+    store = Outbox(tmp_path / "outbox.db", commit_interval_s=0.1)
+    session = TerminalSession(TerminalConfig(VIN, Edition.E2025, iccid="8986" + "0" * 16, timing=FAST),
+                              wallclock=lambda: datetime.now(UTC), serial_store=store.serial_store(),
+                              codec=OutboxCodec())
+    config = UplinkConfig("127.0.0.1", port, reconnect_min_s=0.05, proof_timeout_s=5.0, logout_wait_s=1.0)
+    return TcpUplink(session, store, config)
+
+
 def test_key_exchange_switches_the_data_unit_key(tmp_path: Path) -> None:
     import os
 
@@ -438,12 +447,8 @@ def test_key_exchange_switches_the_data_unit_key(tmp_path: Path) -> None:
     async def main() -> None:
         platform = Platform()
         await platform.start()
-        store = Outbox(tmp_path / "outbox.db", commit_interval_s=0.1)
-        session = TerminalSession(TerminalConfig(VIN, Edition.E2025, iccid="8986" + "0" * 16, timing=FAST),
-                                  wallclock=lambda: datetime.now(UTC), serial_store=store.serial_store(),
-                                  codec=OutboxCodec())
-        uplink = TcpUplink(session, store, UplinkConfig("127.0.0.1", platform.port, reconnect_min_s=0.05,
-                                                        proof_timeout_s=5.0, logout_wait_s=1.0))
+        uplink = make_uplink_2025(tmp_path, platform.port)
+        session = uplink.session
         key = os.urandom(16)
         now = datetime.now(UTC)
         kx = KeyExchange(Encryption.SM4, key, now - timedelta(minutes=1), now + timedelta(days=1))
@@ -473,12 +478,8 @@ def test_exchanged_key_expires_and_an_expired_key_is_refused(tmp_path: Path) -> 
     async def main() -> None:
         platform = Platform()
         await platform.start()
-        store = Outbox(tmp_path / "outbox.db", commit_interval_s=0.1)
-        session = TerminalSession(TerminalConfig(VIN, Edition.E2025, iccid="8986" + "0" * 16, timing=FAST),
-                                  wallclock=lambda: datetime.now(UTC), serial_store=store.serial_store(),
-                                  codec=OutboxCodec())
-        uplink = TcpUplink(session, store, UplinkConfig("127.0.0.1", platform.port, reconnect_min_s=0.05,
-                                                        proof_timeout_s=5.0, logout_wait_s=1.0))
+        uplink = make_uplink_2025(tmp_path, platform.port)
+        session = uplink.session
         codec = session.codec
         assert isinstance(codec, OutboxCodec)
         async with running(uplink):
@@ -489,9 +490,9 @@ def test_exchanged_key_expires_and_an_expired_key_is_refused(tmp_path: Path) -> 
             platform.downlink(lambda s, t: s.send_key_exchange(stale, t))
             await asyncio.sleep(0.3)
             assert codec.cipher is None  # refused
-            short = KeyExchange(Encryption.SM4, os.urandom(16), now - timedelta(seconds=5),
-                                datetime.now(UTC) + timedelta(seconds=1.5))
             await asyncio.sleep(1.1)  # one downlink per second (told apart by time)
+            short = KeyExchange(Encryption.SM4, os.urandom(16), now - timedelta(seconds=5),
+                                datetime.now(UTC) + timedelta(seconds=3))
             platform.downlink(lambda s, t: s.send_key_exchange(short, t))
             await until(lambda: codec.cipher is not None, what="exchanged key in use")
             await until(lambda: codec.cipher is None, timeout=5, what="back to the configured (none)")
