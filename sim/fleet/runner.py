@@ -22,6 +22,7 @@ import heapq
 import importlib
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -140,8 +141,9 @@ class Fleet:
     # ---- clock and scheduling
 
     def now(self) -> float:
-        assert self._loop is not None
-        return self._loop.time()
+        """Monotonic seconds for the sessions' timers, the scheduler and latencies (not ``loop.time()``:
+        uvloop's has millisecond resolution, too coarse for ack latencies on loopback)."""
+        return time.monotonic()
 
     def _push(self, when: float, kind: int, vehicle: FleetVehicle) -> None:
         self._seq += 1
