@@ -193,10 +193,12 @@ def test_fleet_capacity() -> None:
     elif last["fleet_cpu"] >= 85 * min(PROCESSES, os.cpu_count() or 1):
         bottleneck = "the fleet processes: at full cores"
     else:
-        bottleneck = (f"not CPU (fleet {last['fleet_cpu']:.0f} %, platform {last['platform_cpu']:.0f} % "
-                      f"of a core): the platform's SQLite write-ahead log was {last['wal_mb']:,.0f} MB at "
-                      "the end of the run (it commits after every read of every connection) and its "
-                      "acknowledgements stall behind those writes")
+        bottleneck = (f"on the platform side, though neither process is at a full core on average (fleet "
+                      f"{last['fleet_cpu']:.0f} %, platform {last['platform_cpu']:.0f} % of a core) and the "
+                      f"fleet's scheduler keeps time (lag p99 {last['lag_p99']} ms): acknowledgements stall "
+                      f"(max {last['ack_max']} ms) while the platform's SQLite write-ahead log grows to "
+                      f"{last['wal_mb']:,.0f} MB (a commit after every read of every connection) — most "
+                      "likely behind those writes")
     write_section(
         "Fleet capacity (tbox fleet vs tbox platform, one machine)",
         f"""`tbox fleet --period 1 --seconds {SECONDS:g} --processes {PROCESSES}` against `tbox platform serve
