@@ -38,7 +38,8 @@ def _no_loss(s: dict[str, Any]) -> None:
 
 
 def test_malformed_frames_are_flagged_exactly(tmp_path: Path) -> None:
-    s, violations = _run(tmp_path / "p.db", vehicles=40, seconds=6.0, scenario="malformed", drain=1.0)
+    s, violations = _run(tmp_path / "p.db", vehicles=40, seconds=6.0, scenario="malformed", drain=1.0,
+                         reply_timeout=2.0)
     ev = s["events"]
     assert ev["malformed_bcc"] >= 2 and ev["malformed_length"] >= 2  # 4 vehicles, one of each kind per 5
     assert violations == Counter({"bad_bcc": ev["malformed_bcc"], "bad_length": ev["malformed_length"]})
