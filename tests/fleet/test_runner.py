@@ -210,3 +210,21 @@ def test_full_fidelity_vehicles(tmp_path: Path) -> None:
             for a, b in itertools.pairwise(times)}
     assert gaps == {2.0}  # the agent's cadence at the configured period
     assert violations(db) == Counter()
+
+
+def test_tls_fleet(tmp_path: Path) -> None:
+    """Vehicles over TLS, the platform's certificate verified against its own (self-signed) CA."""
+    import ssl
+
+    from tests.platform.test_server import _certificate
+
+    cert, key = _certificate(tmp_path)
+    db = tmp_path / "p.db"
+    ctx = ssl.create_default_context(cafile=str(cert))
+    cfg = FleetConfig(vehicles=10, seconds=3.0, period=1.0, drain=5.0, progress=0, ssl=ctx,
+                      server_hostname="localhost")
+    result = asyncio.run(_fleet_with_platform(db, cfg, tls_cert=str(cert), tls_key=str(key)))
+    s = summary(cfg, result)
+    assert s["logins"] == 10 and s["failures"] == {}
+    assert s["reports"]["acked"] == s["reports"]["generated"] > 0
+    assert violations(db) == Counter()
