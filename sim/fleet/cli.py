@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
                    help="platform response timeout, param 0x0B (default 30)")
     p.add_argument("--login-timeout", type=float, default=60.0, metavar="S",
                    help="login reply timeout, param 0x0A (default 60)")
-    p.add_argument("--vin-prefix", default="LTBOXFLT", metavar="TEXT", help="VIN prefix (default LTBOXFLT)")
+    p.add_argument("--vin-prefix", default="LTBXFLT0", metavar="TEXT", help="VIN prefix (default LTBXFLT0)")
     p.add_argument("--cells", type=int, default=96, help="cells per pack (default 96)")
     p.add_argument("--probes", type=int, default=32, help="temperature probes per pack (default 32)")
     p.add_argument("--progress", type=float, default=1.0, metavar="S",

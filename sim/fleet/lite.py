@@ -142,10 +142,10 @@ def _spread(kind: int, n: int, k: int) -> _Spread:
     return got
 
 
-def vin_for(index: int, prefix: str = "LTBOXFLT") -> str:
+def vin_for(index: int, prefix: str = "LTBXFLT0") -> str:
     """A 17-character VIN, unique per ``index`` ≥ 0: ``prefix`` then the index in base 33 over the VIN
     alphabet (no I, O, Q), left-padded with '0'. The prefix is taken as given (upper-case letters and
-    digits; the project's test VINs start with "LTBOX", whose O ISO 3779 would not allow). Raises
+    digits; the default keeps to the VIN alphabet, as the agent's config demands). Raises
     ``ValueError`` when the index does not fit."""
     if index < 0:
         raise ValueError(f"VIN index {index} is negative")

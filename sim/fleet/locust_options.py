@@ -15,7 +15,7 @@ from typing import Any
 from agent.errors import ConfigError
 from agent.protocol.model import Edition
 
-DEFAULT_PREFIX = "LTBOXLCT"
+DEFAULT_PREFIX = "LTBXLCT0"
 DEFAULT_VINS_PER_WORKER = 100_000
 
 

@@ -76,7 +76,7 @@ class FleetConfig:
     reconnect_min: float = 1.0
     reconnect_max: float = 30.0
     connect_timeout: float = 10.0
-    vin_prefix: str = "LTBOXFLT"
+    vin_prefix: str = "LTBXFLT0"
     cells: int = 96
     probes: int = 32
     full: bool = False  # full fidelity: CAN simulator + agent pipeline per vehicle (sim.fleet.full)

@@ -40,9 +40,10 @@ def test_vins_are_valid_and_unique() -> None:
     for v in vins[:50] + vins[-50:]:
         assert len(v) == 17
         assert all(c in VIN_ALPHABET for c in v[8:])
-    assert vin_for(0) == "LTBOXFLT000000000"
-    assert vin_for(33) == "LTBOXFLT000000010"
-    assert len(set(vin_for(i, "LTBOXDUP") for i in range(10))) == 10
+    assert vin_for(0) == "LTBXFLT0000000000"
+    assert vin_for(33) == "LTBXFLT0000000010"
+    assert len(set(vin_for(i, "LTBXDUP") for i in range(10))) == 10
+    assert not set(vin_for(0)) & set("IOQ")  # a VIN the agent's own config would accept
 
 
 def test_vin_errors() -> None:
@@ -51,7 +52,7 @@ def test_vin_errors() -> None:
     with pytest.raises(ValueError, match="prefix"):
         vin_for(1, "ltbox")
     with pytest.raises(ValueError, match="does not fit"):
-        vin_for(33**2, "LTBOXFLTABCDEFG")
+        vin_for(33**2, "LTBXFLT0ABCDEFG")
 
 
 def test_iccids_are_20_digits_and_unique() -> None:

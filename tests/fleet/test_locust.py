@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "sim" / "locustfile.py"
 SHAPE = ROOT / "sim" / "fleet" / "locust_shape.py"
 USERS, WORKERS, PER_WORKER = 20, 2, 1000
-PREFIX = "LTBOXLCT"
+PREFIX = "LTBXLCT0"
 RUN_S = 10
 
 
