@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 MPY_DIR := .cache/micropython
 MPY_PKG := $(MPY_DIR)/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
 
-.PHONY: venv test bench lint demo tools mosquitto clean
+.PHONY: venv test bench soak lint demo tools mosquitto clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ test: venv tools mosquitto
 
 bench: venv
 	$(BIN)/python -m pytest -q -s -m bench tests/bench
+
+# the long runs kept out of `make test` (a simulated hour decoded, soak loops, a second Locust run)
+soak: venv tools mosquitto
+	$(BIN)/python -m pytest -q -m soak
 
 lint: venv
 	$(BIN)/ruff check agent sim tests

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from agent.store import Outbox
 
-CYCLES = 24
+CYCLES = 20  # the issue asks for at least 20 kill -9 cycles
 REPO = Path(__file__).resolve().parents[2]
 
 # The writer adds records (and delivers some) as fast as it can and commits about every 20 ms. Before a

@@ -141,6 +141,7 @@ def test_master_and_two_workers_drive_one_fleet(tmp_path: Path) -> None:
     assert returncode == 0
 
 
+@pytest.mark.soak  # a second Locust master run (~7 s): `pytest -m soak`
 @pytest.mark.timeout(90)
 def test_stages_shape_ramps_up_and_down_then_stops(tmp_path: Path) -> None:
     need_locust()
