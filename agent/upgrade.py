@@ -135,8 +135,21 @@ class UpgradeStatus:
     reason: str = ""
     at: float = field(default_factory=time.time)
 
+    def __post_init__(self) -> None:
+        self.url = redact_url(self.url)  # statuses are stored and logged: no credentials in them
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the user name and password an FTP/HTTP URL may carry."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 # ============================================================================== pure part

@@ -241,3 +241,11 @@ def test_cli_keygen_pack_verify(tmp_path: Path, capsys: pytest.CaptureFixture[st
     pkg.write_bytes(pkg.read_bytes()[:-1])
     assert main(["upgrade", "verify", str(pkg), "--public-key", f"{prefix}.pub"]) == 2
     assert "REFUSED: upgrade payload" in capsys.readouterr().err
+
+
+def test_statuses_never_carry_url_credentials() -> None:
+    from agent.upgrade import UpgradeStatus
+
+    status = UpgradeStatus("failed", "ftp://fw:s3cret@10.0.0.1:2121/tbox.pkg")
+    assert status.url == "ftp://***@10.0.0.1:2121/tbox.pkg" and "s3cret" not in status.to_json()
+    assert UpgradeStatus("staged", "https://h/p.pkg").url == "https://h/p.pkg"
