@@ -190,7 +190,7 @@ class PlatformDB:
             self._in_tx = True
 
     def commit(self) -> None:
-        """Commit what was written since the last commit (the server commits after every read)."""
+        """Commit what was written since the last commit (the server group-commits every 30 ms)."""
         if self._in_tx:
             try:
                 self.conn.execute("COMMIT")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, TboxError
+from agent.errors import ConfigError, StoreError, TboxError
 from agent.protocol import wire
 from agent.protocol.codec import DEFAULT, CodecOptions, ResponseForm, decode_raw, encode_frame
 from agent.protocol.errors import ProtocolError
@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 _DECODE_BUGS = (ValueError, IndexError, KeyError, TypeError, struct.error)
 POLL_INTERVAL = 1.0  # seconds between looks at the commands table
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a closing link (TLS shutdown) before giving up on it
+#: group commit: what every connection received within this window is committed together, then acked
+GROUP_COMMIT_S = 0.03
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,8 @@ class PlatformServer:
         self._poller: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self.port: int = config.port
+        self._acks_waiting: set[_Conn] = set()  # connections whose replies wait for the group commit
+        self._commit_handle: asyncio.TimerHandle | None = None
 
     # ---- lifecycle
 
@@ -240,8 +244,39 @@ class PlatformServer:
         handlers = {t for t in self._handlers if not t.done() and t is not asyncio.current_task()}
         if handlers:  # let the handlers record their ends (bounded)
             await asyncio.wait(handlers, timeout=CLOSE_TIMEOUT + 1.0)
-        self.db.commit()
+        if self._commit_handle is not None:
+            self._commit_handle.cancel()
+            self._commit_handle = None
+        self._group_commit()
         self.db.stop_checkpointer()
+
+    # ---- group commit
+
+    def _commit_soon(self, conn: _Conn | None = None) -> None:
+        """Commit within ``GROUP_COMMIT_S`` together with every other connection's frames, then send
+        ``conn``'s replies: one SQLite transaction for many frames, and still no ack before its frame is
+        stored."""
+        if conn is not None:
+            self._acks_waiting.add(conn)
+        if self._commit_handle is None:
+            self._commit_handle = asyncio.get_running_loop().call_later(GROUP_COMMIT_S, self._group_commit)
+
+    def _group_commit(self) -> None:
+        self._commit_handle = None
+        try:
+            self.db.commit()
+        except StoreError as exc:  # nothing is acknowledged; the terminals resend (or reissue)
+            log.error("commit failed, replies held back: %s", exc)
+            return
+        waiting, self._acks_waiting = self._acks_waiting, set()
+        for conn in waiting:
+            self._write_out(conn)
+
+    def _commit_now(self, conn: _Conn) -> None:
+        """Commit and send ``conn``'s replies at once (its link is about to close)."""
+        self._acks_waiting.discard(conn)
+        self.db.commit()
+        self._write_out(conn)
 
     # ---- per connection
 
@@ -313,10 +348,12 @@ class PlatformServer:
                 if data:
                     for raw in framer.feed(data):
                         self._process(conn, raw, now)
-                    self.db.commit()
-                    self._write_out(conn)  # acknowledgements only once their frames are in the database
+                    if conn.closing:  # e.g. the logout reply must go out before the link closes
+                        self._commit_now(conn)
+                    else:  # acknowledgements only once their frames are in the database
+                        self._commit_soon(conn)
                 self._dispatch(conn, conn.session.tick(now), None, None)
-                self.db.commit()
+                self._commit_soon()
                 await self._flush(conn)
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             log.info("connection %d: %s", conn.id, exc)
@@ -340,6 +377,7 @@ class PlatformServer:
             await conn.writer.drain()
 
     async def _finish(self, conn: _Conn, now: float) -> None:
+        self._commit_now(conn)  # what this link sent is stored and answered before it closes
         self._dispatch(conn, conn.session.connection_lost(now), None, None)
         if conn.session.vin is not None and self.online.get(conn.session.vin) is conn:
             del self.online[conn.session.vin]

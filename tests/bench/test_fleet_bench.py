@@ -197,8 +197,9 @@ def test_fleet_capacity() -> None:
                       f"{last['fleet_cpu']:.0f} %, platform {last['platform_cpu']:.0f} % of a core) and the "
                       f"fleet's scheduler keeps time (lag p99 {last['lag_p99']} ms): acknowledgements stall "
                       f"(max {last['ack_max']} ms) while the platform's SQLite write-ahead log grows to "
-                      f"{last['wal_mb']:,.0f} MB (a commit after every read of every connection) — most "
-                      "likely behind those writes")
+                      f"{last['wal_mb']:,.0f} MB (group commits every 30 ms; every frame also updates the "
+                      "per-VIN index at a random page) — most likely behind those writes, with both cores "
+                      "busy")
     write_section(
         "Fleet capacity (tbox fleet vs tbox platform, one machine)",
         f"""`tbox fleet --period 1 --seconds {SECONDS:g} --processes {PROCESSES}` against `tbox platform serve
