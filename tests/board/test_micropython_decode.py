@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 import random
 import shutil
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -23,11 +21,10 @@ from agent.canbus.mapping import CompiledMapping, load_mapping, loads_mapping
 from agent.canbus.sampler import Sampler
 from agent.errors import MappingError
 from agent.protocol.model import Special
+from tests.micropython_support import node_or_skip, run_micropython
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARD = ROOT / "board" / "micropython"
-MPY = ROOT / ".cache/micropython/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
-RUNNER = Path(__file__).with_name("micropython") / "run.mjs"
 VENDOR = ROOT / "tests" / "canbus" / "data" / "vendor_ev.toml"
 NOW_MS = 50  # the firmware samples on a ms tick counter
 NOW = NOW_MS / 1000  # the sampler on seconds
@@ -224,11 +221,7 @@ def test_board_compile_cli_writes_a_loadable_table(tmp_path: Path) -> None:
 
 @pytest.mark.micropython
 def test_firmware_decode_matches_the_sampler_under_micropython(tmp_path: Path) -> None:
-    node = shutil.which("node")
-    if node is None or not MPY.exists():
-        if os.environ.get("CI"):
-            pytest.fail("node or the MicroPython package is missing: `make tools` should have installed them")
-        pytest.skip("node or MicroPython package missing; run `make tools`")
+    node_or_skip()
     stage = tmp_path / "board"
     (stage / "tbox_lite").mkdir(parents=True)
     for name in ("__init__.py", "signals.py"):
@@ -256,10 +249,7 @@ def test_firmware_decode_matches_the_sampler_under_micropython(tmp_path: Path) -
         "            s.put(key, bytes.fromhex(data), 0)\n"
         "        print('SNAP', which, json.dumps(s.sample(50)))\n"
     )
-    result = subprocess.run(
-        [node, str(RUNNER), str(MPY), str(script), str(stage), *files],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
+    result = run_micropython(script, stage, files)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "IMPL micropython" in result.stdout
     got: dict[str, list[Any]] = {"vendor": [], "mux": []}

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 import struct
-import subprocess
 from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,9 +47,8 @@ from agent.report.alarms import AlarmState
 from agent.report.builder import build_report
 from agent.report.snapshot import Snapshot
 from sim.run import simulate
+from tests.micropython_support import ROOT, copy_tree, node_or_skip, run_micropython
 
-ROOT = Path(__file__).resolve().parents[2]
-MPY = ROOT / ".cache/micropython/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
 HERE = Path(__file__).with_name("micropython")
 MAPPING = ROOT / "dbc" / "tbox_ev.toml"
 START = datetime(2025, 1, 1, 0, 0, 0, tzinfo=UTC)
@@ -78,24 +75,11 @@ _RESOLUTION = {
 }
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None or not MPY.exists():
-        if os.environ.get("CI"):
-            pytest.fail("node or the MicroPython package is missing: `make tools` should have installed them")
-        pytest.skip("node or MicroPython package missing; run `make tools`")
-    return node
-
-
 def _stage(tmp: Path, edition: int) -> tuple[Path, list[str], dict[str, Any]]:
     """The board's filesystem: firmware, wire.py, the generated table, recorded frames, params."""
     stage = tmp / "board"
-    for rel in FIRMWARE:
-        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "board/micropython" / rel, stage / rel)
-    for rel in PROTOCOL:
-        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / rel, stage / rel)
+    copy_tree(stage, FIRMWARE, ROOT / "board/micropython")
+    copy_tree(stage, PROTOCOL)
     mapping = load_mapping(MAPPING)
     table = compile_table(mapping, edition)
     (stage / "tbox_table.py").write_text(table)
@@ -123,13 +107,10 @@ def _stage(tmp: Path, edition: int) -> tuple[Path, list[str], dict[str, Any]]:
 
 @pytest.fixture(scope="module", params=[2016, 2025])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    node = _node()
+    node_or_skip()
     tmp = tmp_path_factory.mktemp("mpy_firmware")
     stage, files, extra = _stage(tmp, request.param)
-    result = subprocess.run(
-        [node, str(HERE / "run.mjs"), str(MPY), str(stage / "shim.py"), str(stage), *files],
-        capture_output=True, text=True, timeout=180, check=False, env={**os.environ, "MPY_HEAP": str(HEAP)},
-    )
+    result = run_micropython(stage / "shim.py", stage, files, timeout=180, heap=HEAP)
     out = result.stdout
     assert result.returncode == 0 and "DONE" in out, result.stderr[-3000:] + out[-3000:]
     tx = []

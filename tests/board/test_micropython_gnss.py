@@ -5,20 +5,14 @@ other sentences and garbage, fed in arbitrary chunks."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import subprocess
 from pathlib import Path
 
 import pynmea2
 import pytest
 
 from sim.nmea import checksum
-
-ROOT = Path(__file__).resolve().parents[2]
-MPY = ROOT / ".cache/micropython/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
-RUNNER = Path(__file__).with_name("micropython") / "run.mjs"
+from tests.micropython_support import ROOT, copy_tree, node_or_skip, run_micropython
 
 pytestmark = pytest.mark.micropython
 
@@ -67,11 +61,7 @@ def _rmc(lon: float, lat: float, valid: bool = True) -> str:
 
 
 def test_rmc_positions_match_pynmea2(tmp_path: Path) -> None:
-    node = shutil.which("node")
-    if node is None or not MPY.exists():
-        if os.environ.get("CI"):
-            pytest.fail("node or the MicroPython package is missing: `make tools` should have installed them")
-        pytest.skip("node or MicroPython package missing; run `make tools`")
+    node_or_skip()
     rng = random.Random(5)
     lines: list[str] = []
     for _ in range(40):
@@ -88,17 +78,11 @@ def test_rmc_positions_match_pynmea2(tmp_path: Path) -> None:
     cuts = sorted(rng.sample(range(1, len(stream)), 60))
     chunks = [stream[a:b].hex() for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
     stage = tmp_path / "board"
-    (stage / "tbox_lite").mkdir(parents=True)
-    for name in ("__init__.py", "gnss.py"):
-        shutil.copy(ROOT / "board/micropython/tbox_lite" / name, stage / "tbox_lite" / name)
+    copy_tree(stage, ("tbox_lite/__init__.py", "tbox_lite/gnss.py"), ROOT / "board/micropython")
     (stage / "chunks.json").write_text(json.dumps(chunks))
     script = tmp_path / "gnss.py"
     script.write_text(SCRIPT)
-    result = subprocess.run(
-        [node, str(RUNNER), str(MPY), str(script), str(stage), "tbox_lite/__init__.py", "tbox_lite/gnss.py",
-         "chunks.json"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
+    result = run_micropython(script, stage, ("tbox_lite/__init__.py", "tbox_lite/gnss.py", "chunks.json"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "IMPL micropython" in result.stdout
     got = json.loads(next(x[7:] for x in result.stdout.splitlines() if x.startswith("RESULT ")))

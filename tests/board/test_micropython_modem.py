@@ -5,9 +5,6 @@ logout followed by the escape (``+++``) and ``AT+CIPCLOSE``."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,9 +13,8 @@ from agent.boardgen import compile_table
 from agent.canbus.mapping import load_mapping
 from agent.protocol.codec import decode_frame
 from agent.protocol.model import Command
+from tests.micropython_support import ROOT, copy_tree, run_micropython
 
-ROOT = Path(__file__).resolve().parents[2]
-MPY = ROOT / ".cache/micropython/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
 HERE = Path(__file__).with_name("micropython")
 FILES = ("tbox_lite/__init__.py", "tbox_lite/signals.py", "tbox_lite/alarm.py", "tbox_lite/report.py",
          "tbox_lite/ring.py", "tbox_lite/terminal.py", "tbox_lite/link.py")
@@ -29,24 +25,11 @@ pytestmark = pytest.mark.micropython
 
 
 def test_modem_link_dials_reports_and_redials(tmp_path: Path) -> None:
-    node = shutil.which("node")
-    if node is None or not MPY.exists():
-        if os.environ.get("CI"):
-            pytest.fail("node or the MicroPython package is missing: `make tools` should have installed them")
-        pytest.skip("node or MicroPython package missing; run `make tools`")
     stage = tmp_path / "board"
-    for rel in FILES:
-        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "board/micropython" / rel, stage / rel)
-    for rel in PROTOCOL:
-        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / rel, stage / rel)
+    copy_tree(stage, FILES, ROOT / "board/micropython")
+    copy_tree(stage, PROTOCOL)
     (stage / "tbox_table.py").write_text(compile_table(load_mapping(ROOT / "dbc" / "tbox_ev.toml")))
-    result = subprocess.run(
-        [node, str(HERE / "run.mjs"), str(MPY), str(HERE / "modem.py"), str(stage),
-         *FILES, *PROTOCOL, "tbox_table.py"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
+    result = run_micropython(HERE / "modem.py", stage, (*FILES, *PROTOCOL, "tbox_table.py"))
     out = result.stdout
     assert result.returncode == 0 and "DONE" in out, result.stderr[-3000:] + out[-3000:]
     assert "IMPL micropython" in out and "ICCID 89860000000000000003" in out

@@ -7,18 +7,13 @@ MicroPython's filesystem and runs every ``case_*`` there.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.micropython_support import ROOT, node_or_skip, run_micropython
 from tests.protocol import wire_cases
 
-ROOT = Path(__file__).resolve().parents[2]
-MPY = ROOT / ".cache/micropython/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
-RUNNER = Path(__file__).with_name("micropython") / "run.mjs"
 MOUNTED = (
     "agent/__init__.py",
     "agent/protocol/__init__.py",
@@ -47,20 +42,10 @@ pytestmark = pytest.mark.micropython
 
 
 def test_wire_cases_pass_under_micropython(tmp_path: Path) -> None:
-    node = shutil.which("node")
-    if node is None or not MPY.exists():
-        if os.environ.get("CI"):
-            pytest.fail("node or the MicroPython package is missing: `make tools` should have installed them")
-        pytest.skip("node or MicroPython package missing; run `make tools`")
+    node_or_skip()
     script = tmp_path / "run_cases.py"
     script.write_text(SCRIPT)
-    result = subprocess.run(
-        [node, str(RUNNER), str(MPY), str(script), str(ROOT), *MOUNTED],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_micropython(script, ROOT, MOUNTED)
     out = result.stdout
     assert result.returncode == 0, result.stderr + out
     assert "implementation micropython" in out
