@@ -13,7 +13,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -306,14 +306,6 @@ def test_a_bus_that_cannot_be_opened(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ modem (pty)
-
-
-@pytest.fixture
-def devices() -> Iterator[list[PtyDevice]]:
-    made: list[PtyDevice] = []
-    yield made
-    for d in made:
-        d.disappear()
 
 
 def modem_findings(tmp_path: Path, devices: list[PtyDevice], fake: FakeModem | None,

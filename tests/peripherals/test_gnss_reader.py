@@ -52,14 +52,6 @@ class Sink:
             return len(self.positions)
 
 
-@pytest.fixture
-def devices() -> Iterator[list[PtyDevice]]:
-    made: list[PtyDevice] = []
-    yield made
-    for d in made:
-        d.disappear()
-
-
 def test_positions_garbage_and_bad_checksums(tmp_path: Path, devices: list[PtyDevice]) -> None:
     link = tmp_path / "ttyGNSS"
     devices.append(PtyDevice(link, stream=epochs(noise=True), period_s=0.02))

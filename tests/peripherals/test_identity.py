@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ from tests.uplink.test_tcp import Platform, until
 SIM = "89860000000000000001"
 SIM19 = "8944500601234567890"
 CONFIGURED = "89861616020014100002"
-
-
-@pytest.fixture
-def devices() -> Iterator[list[PtyDevice]]:
-    made: list[PtyDevice] = []
-    yield made
-    for d in made:
-        d.disappear()
 
 
 def modem_settings(link: Path, **kw: object) -> ModemSettings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,14 +31,6 @@ ICCID19 = "8944500601234567890"  # 19 digits
 @pytest.fixture
 def link(tmp_path: Path) -> Path:
     return tmp_path / "ttyMODEM"
-
-
-@pytest.fixture
-def devices() -> Iterator[list[PtyDevice]]:
-    made: list[PtyDevice] = []
-    yield made
-    for d in made:
-        d.disappear()
 
 
 def serve(link: Path, devices: list[PtyDevice], fake: FakeModem) -> PtyDevice:
