@@ -70,7 +70,7 @@ AUX_W: Final = 600.0
 ALARM_BURST_PERIOD: Final = 60.0
 ALARM_BURST_START: Final = 5.0
 ALARM_BURST_SECONDS: Final = 10.0
-SCENARIOS: Final = ("login-storm", "outage", "duplicate-vin", "malformed", "silent", "alarm-burst",
+SCENARIOS: Final = ("login-storm", "outage", "duplicate-vin", "malformed", "silent", "slow", "alarm-burst",
                     "clock-skew")
 
 DRIVE, PARK, CHARGE, COMPLETE = 0, 1, 2, 3
