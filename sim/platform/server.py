@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import heapq
 import itertools
 import logging
 import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from agent.protocol.model import (
     Parameter,
     RealtimeReport,
     ResponseFlag,
+    TimeOnly,
     Verifier,
 )
 from agent.protocol.session import (
@@ -62,6 +64,7 @@ from sim.platform.windows import WindowTracker
 
 log = logging.getLogger(__name__)
 
+_H8 = timedelta(hours=8)
 _DECODE_BUGS = (ValueError, IndexError, KeyError, TypeError, struct.error)
 POLL_INTERVAL = 1.0  # seconds between looks at the commands table
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a closing link (TLS shutdown) before giving up on it
@@ -108,10 +111,24 @@ class _ReplyCodec:
         self.cipher: Cipher | None = None
         self.edition: Edition | None = {"2016": Edition.E2016, "2025": Edition.E2025}.get(edition_reply)
         self.options: CodecOptions = DEFAULT
+        self._vin: dict[str, bytes] = {}  # VIN text -> its 17 header bytes (one VIN per connection)
 
     def encode(self, frame: Frame) -> bytes:
         if self.edition is not None and frame.edition != self.edition:
             frame = dataclasses.replace(frame, edition=self.edition)
+        body = frame.body
+        if body.__class__ is TimeOnly and frame.encryption == Encryption.NONE:  # an acknowledgement
+            t = body.time
+            if t.__class__ is datetime and t.tzinfo is UTC:
+                bj = t + _H8
+                if 2000 <= bj.year <= 2099:  # what encode_frame writes, without its general path
+                    vin = self._vin.get(frame.vin)
+                    if vin is None:
+                        vin = self._vin[frame.vin] = frame.vin.encode("latin-1").ljust(17, b"\0")
+                    if len(vin) == 17:
+                        data = bytes((bj.year - 2000, bj.month, bj.day, bj.hour, bj.minute, bj.second))
+                        return wire.build_frame(int(frame.edition), int(frame.command), int(frame.response),
+                                                vin, int(Encryption.NONE), data)
         return encode_frame(frame, options=self.options)
 
     def decode(self, raw: wire.RawFrame) -> Frame:
@@ -136,14 +153,49 @@ class RecordingSession(PlatformSession):
         return frame, self.receive_frame(frame, now)
 
 
+class _Link(asyncio.Protocol):
+    """The asyncio protocol of one connection: hands bytes and link events to the server (no task, no
+    per-read timeout: session deadlines live in the server's one heap)."""
+
+    def __init__(self, server: PlatformServer) -> None:
+        self.server = server
+        self.conn: _Conn | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.conn = self.server._opened(transport)  # type: ignore[arg-type]  # a stream transport (uvloop's
+        # is not an asyncio.Transport subclass)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn is not None:
+            self.server._received(self.conn, data)
+
+    def eof_received(self) -> bool | None:
+        return None  # close: the terminal is gone
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.server._lost(self.conn, exc)
+
+    def pause_writing(self) -> None:  # the peer does not read: stop reading it too (back-pressure)
+        if self.conn is not None and not self.conn.transport.is_closing():
+            self.conn.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.conn is not None and not self.conn.transport.is_closing():
+            self.conn.transport.resume_reading()
+
+
 @dataclass(eq=False)
 class _Conn:
     id: int
     session: RecordingSession
-    writer: asyncio.StreamWriter
+    transport: asyncio.Transport
     codec: _ReplyCodec
     peer: str
+    framer: wire.Framer = field(default_factory=wire.Framer)
     closing: bool = False
+    ended: bool = False  # connection_lost handled
+    deadline: float | None = None  # time of this connection's live entry in the server's deadline heap
     last_rx: float | None = None
     pending: list[Violation] = field(default_factory=list)
     out: list[bytes] = field(default_factory=list)  # replies held until their frames are committed
@@ -185,7 +237,10 @@ class PlatformServer:
         self._ids = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._poller: asyncio.Task[None] | None = None
-        self._handlers: set[asyncio.Task[Any]] = set()
+        self._deadlines: list[tuple[float, int, _Conn]] = []  # (deadline, conn id, conn): a lazy heap
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._all_closed: asyncio.Event | None = None
         self.port: int = config.port
         self._acks_waiting: set[_Conn] = set()  # connections whose replies wait for the group commit
         self._commit_handle: asyncio.TimerHandle | None = None
@@ -209,8 +264,9 @@ class PlatformServer:
     async def start(self) -> None:
         """Bind and start accepting; ``self.port`` is the bound port."""
         try:
-            self._server = await asyncio.start_server(self._handle, self.config.host, self.config.port,
-                                                      ssl=self._ssl())
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(lambda: _Link(self), self.config.host, self.config.port,
+                                                    ssl=self._ssl())
         except OSError as exc:
             from agent.errors import TransportError
 
@@ -238,12 +294,19 @@ class PlatformServer:
         if self._server is not None:
             self._server.close()
             self._server = None
+        self._all_closed = asyncio.Event()
         for conn in list(self.conns):
             conn.closing = True
-            conn.writer.close()
-        handlers = {t for t in self._handlers if not t.done() and t is not asyncio.current_task()}
-        if handlers:  # let the handlers record their ends (bounded)
-            await asyncio.wait(handlers, timeout=CLOSE_TIMEOUT + 1.0)
+            conn.transport.close()
+        if self.conns:  # let the links record their ends (bounded: a TLS peer may never answer the close)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), CLOSE_TIMEOUT + 1.0)
+        for conn in list(self.conns):
+            conn.transport.abort()
+            self._lost(conn, None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._commit_handle is not None:
             self._commit_handle.cancel()
             self._commit_handle = None
@@ -304,7 +367,7 @@ class PlatformServer:
             self._dispatch(other, other.session.close("duplicate_vin"), None, None)
         return ResponseFlag.SUCCESS
 
-    def _new_session(self, conn_id: int, writer: asyncio.StreamWriter, peer: str) -> _Conn:
+    def _new_session(self, conn_id: int, transport: asyncio.Transport, peer: str) -> _Conn:
         c = self.config
         codec = _ReplyCodec(c.edition_reply)
         pconf = PlatformConfig(
@@ -315,81 +378,127 @@ class PlatformServer:
         holder: list[_Conn] = []
         session = RecordingSession(pconf, wallclock=self.wallclock,
                                    authorize_login=lambda f: self._authorize(holder[0], f), codec=codec)
-        conn = _Conn(conn_id, session, writer, codec, peer)
+        conn = _Conn(conn_id, session, transport, codec, peer)
         holder.append(conn)
         return conn
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        if task is not None:
-            self._handlers.add(task)
-            task.add_done_callback(self._handlers.discard)
-        peer = str(writer.get_extra_info("peername"))
-        conn = self._new_session(next(self._ids), writer, peer)
+    def _opened(self, transport: asyncio.Transport) -> _Conn:
+        """A terminal connected (TLS: after the handshake)."""
+        peer = str(transport.get_extra_info("peername"))
+        conn = self._new_session(next(self._ids), transport, peer)
         self.conns.add(conn)
-        framer = wire.Framer()
-        conn.session.connection_made(loop.time())
+        conn.session.connection_made(asyncio.get_running_loop().time())
+        self._schedule(conn)
         log.info("connection %d from %s", conn.id, peer)
+        return conn
+
+    def _received(self, conn: _Conn, data: bytes) -> None:
+        """Bytes from a terminal: frame, process and store them; replies wait for the group commit."""
+        if conn.closing or conn.ended:
+            return
+        now = asyncio.get_running_loop().time()
         try:
-            while not conn.closing:
-                now = loop.time()
-                deadline = conn.session.next_deadline()
-                timeout = POLL_INTERVAL if deadline is None else max(0.0, min(POLL_INTERVAL, deadline - now))
-                data: bytes | None = None
-                try:
-                    async with asyncio.timeout(timeout):  # cheaper than wait_for: no task per read
-                        data = await reader.read(65536)
-                except TimeoutError:
-                    data = None
-                now = loop.time()
-                if data == b"":
-                    break
-                if data:
-                    for raw in framer.feed(data):
-                        self._process(conn, raw, now)
-                    if conn.closing:  # e.g. the logout reply must go out before the link closes
-                        self._commit_now(conn)
-                    else:  # acknowledgements only once their frames are in the database
-                        self._commit_soon(conn)
-                self._dispatch(conn, conn.session.tick(now), None, None)
-                self._commit_soon()
-                await self._flush(conn)
-        except (ConnectionError, OSError, ssl.SSLError) as exc:
-            log.info("connection %d: %s", conn.id, exc)
+            for raw in conn.framer.feed(data):
+                self._process(conn, raw, now)
+            if conn.closing:  # e.g. the logout reply must go out before the link closes
+                self._commit_now(conn)
+            else:  # acknowledgements only once their frames are in the database
+                self._commit_soon(conn)
+            self._send(conn)
         except Exception:  # a bug must cost this connection only, never the server: log it loudly
             log.exception("connection %d failed", conn.id)
-        finally:
-            await self._finish(conn, loop.time())
+            conn.closing = True
+            conn.transport.abort()
 
-    @staticmethod
-    def _write_out(conn: _Conn) -> None:
-        if conn.out:
-            data = b"".join(conn.out)
-            conn.out.clear()
-            if not conn.writer.is_closing():
-                conn.writer.write(data)
-
-    async def _flush(self, conn: _Conn) -> None:
-        data = conn.session.data_to_send()
-        if data and not conn.writer.is_closing():
-            conn.writer.write(data)
-            await conn.writer.drain()
-
-    async def _finish(self, conn: _Conn, now: float) -> None:
-        self._commit_now(conn)  # what this link sent is stored and answered before it closes
+    def _lost(self, conn: _Conn, exc: Exception | None) -> None:
+        """The link is gone: store and answer what it sent, record the end, fail its open downlinks."""
+        if conn.ended:
+            return
+        conn.ended = True
+        if exc is not None:
+            log.info("connection %d: %s", conn.id, exc)
+        now = asyncio.get_running_loop().time()
+        try:
+            self._commit_now(conn)  # what this link sent is stored (and answered, if it still can be)
+        except StoreError as err:
+            log.error("connection %d: commit failed: %s", conn.id, err)
         self._dispatch(conn, conn.session.connection_lost(now), None, None)
         if conn.session.vin is not None and self.online.get(conn.session.vin) is conn:
             del self.online[conn.session.vin]
         for key, cmd_id in conn.downlinks.items():
             reason = f"link closed before the reply to 0x{key[0]:02X}"
             self.db.update_command(cmd_id, "failed", {"reason": reason})
-        self.db.commit()
+        try:
+            self.db.commit()
+        except StoreError as err:
+            log.error("connection %d: commit failed: %s", conn.id, err)
         self.conns.discard(conn)
-        conn.writer.close()
-        with contextlib.suppress(ConnectionError, OSError, ssl.SSLError, TimeoutError):  # peer gone / slow
-            await asyncio.wait_for(conn.writer.wait_closed(), CLOSE_TIMEOUT)
+        self._acks_waiting.discard(conn)
+        conn.deadline = None
         log.info("connection %d closed", conn.id)
+        if not self.conns and self._all_closed is not None:
+            self._all_closed.set()
+
+    # ---- session deadlines (idle timeout, downlink resends): one heap for every connection
+
+    def _schedule(self, conn: _Conn) -> None:
+        """Make sure the heap holds an entry no later than ``conn``'s next deadline. Entries are lazy: a
+        frame that moves the idle deadline later costs nothing; the entry is re-checked when it is due."""
+        deadline = conn.session.next_deadline()
+        if deadline is None or conn.ended:
+            return
+        if conn.deadline is not None and conn.deadline <= deadline:
+            return
+        conn.deadline = deadline
+        heapq.heappush(self._deadlines, (deadline, conn.id, conn))
+        if self._timer is None or deadline < self._timer_at:
+            self._arm(deadline)
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = asyncio.get_running_loop().call_at(when, self._on_deadlines)
+
+    def _on_deadlines(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        heap = self._deadlines
+        due: list[_Conn] = []
+        while heap and heap[0][0] <= now:
+            when, _id, conn = heapq.heappop(heap)
+            if conn.deadline == when and not conn.ended:
+                conn.deadline = None
+                due.append(conn)
+        for conn in due:
+            try:
+                deadline = conn.session.next_deadline()
+                if deadline is not None and deadline <= now:
+                    self._dispatch(conn, conn.session.tick(now), None, None)
+                    self._commit_soon()
+                    self._send(conn)
+                self._schedule(conn)
+            except Exception:  # as in _received: one connection's bug never stops the others' timers
+                log.exception("connection %d failed", conn.id)
+                conn.closing = True
+                conn.transport.abort()
+        if heap and self._timer is None:
+            self._arm(heap[0][0])
+
+    @staticmethod
+    def _write_out(conn: _Conn) -> None:
+        if conn.out:
+            data = b"".join(conn.out)
+            conn.out.clear()
+            if not conn.transport.is_closing():
+                conn.transport.write(data)
+
+    @staticmethod
+    def _send(conn: _Conn) -> None:
+        """Write what the session produced outside a frame's reply (downlink resends) at once."""
+        data = conn.session.data_to_send()
+        if data and not conn.transport.is_closing():
+            conn.transport.write(data)
 
     def _process(self, conn: _Conn, raw: wire.RawFrame, now: float) -> None:
         """Feed one raw frame to the session, check it, store it with its reply and violations."""
@@ -486,9 +595,9 @@ class PlatformServer:
                 self.db.commit()
                 self._write_out(conn)
                 data = conn.session.data_to_send()
-                if data and not conn.writer.is_closing():
-                    conn.writer.write(data)
-                conn.writer.close()
+                if data and not conn.transport.is_closing():
+                    conn.transport.write(data)
+                conn.transport.close()
         if frame is not None and received is not None and frame.response == ResponseFlag.COMMAND \
                 and int(frame.command) not in (Command.REALTIME, Command.REISSUE):
             t = getattr(frame.body, "time", None)
@@ -505,9 +614,7 @@ class PlatformServer:
                 self.windows.on_tick(set(self.online), self.wallclock())
                 self.db.commit()
                 for conn in list(self.conns):  # write only: a peer that does not read must not stall this
-                    data = conn.session.data_to_send()
-                    if data and not conn.writer.is_closing():
-                        conn.writer.write(data)
+                    self._send(conn)
             except (TboxError, ConnectionError, OSError) as exc:
                 log.warning("downlink poll: %s", exc)
             await asyncio.sleep(POLL_INTERVAL)
@@ -539,6 +646,7 @@ class PlatformServer:
                 self.db.update_command(cmd.id, "failed", {"reason": str(exc)})
                 continue
             conn.downlinks[(int(command), t)] = cmd.id
+            self._schedule(conn)  # its resend may be due before the connection's idle deadline
             self.db.update_command(cmd.id, "sent", {"time": t.isoformat()})
         self.db.commit()
 
