@@ -1,5 +1,6 @@
 """What the fleet's stand-in platforms share: a TCP listener counting connections and bytes, and the
-``python -m`` entry point (``--listen HOST:PORT --seconds S``; ``listening on HOST:PORT`` on stderr)."""
+``python -m`` entry point (``--listen HOST:PORT --seconds S`` plus a module's own options;
+``listening on HOST:PORT`` on stderr)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Callable
 class SinkServer:
     """Listens on ``host:port``; ``protocol(server)`` builds each connection's ``asyncio.Protocol``."""
 
-    def __init__(self, protocol: Callable[[SinkServer], asyncio.Protocol], host: str = "127.0.0.1",
+    def __init__(self, protocol: Callable[[SinkServer], asyncio.BaseProtocol], host: str = "127.0.0.1",
                  port: int = 0) -> None:
         self.protocol = protocol
         self.host = host
@@ -44,13 +45,19 @@ async def _serve(server: SinkServer, seconds: float) -> None:
     print(f"connections {server.connections}, bytes received {server.bytes_received}", file=sys.stderr)
 
 
-def run_main(prog: str, description: str | None, make: Callable[[str, int], SinkServer],
-             argv: list[str] | None = None) -> int:
-    """The command line of a stand-in platform module."""
+def run_main(prog: str, description: str | None, make: Callable[..., SinkServer],
+             argv: list[str] | None = None, *,
+             arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """The command line of a stand-in platform module. ``arguments`` adds the module's own options;
+    then ``make(host, port, args)`` gets the parsed namespace too (without it: ``make(host, port)``)."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT")
     p.add_argument("--seconds", type=float, default=3600.0)
+    if arguments is not None:
+        arguments(p)
     args = p.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
-    asyncio.run(_serve(make(host or "127.0.0.1", int(port)), args.seconds))
+    server = make(host or "127.0.0.1", int(port), args) if arguments is not None else \
+        make(host or "127.0.0.1", int(port))
+    asyncio.run(_serve(server, args.seconds))
     return 0
