@@ -52,6 +52,7 @@ from agent.protocol.session import (
     UploadRejected,
     UploadUnconfirmed,
 )
+from sim.fleet.frames import EncodedReport, build
 from sim.fleet.lite import LiteVehicle
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ class FleetVehicle(asyncio.Protocol):
         self.last_step = now
         assert self.lite is not None
         self.lite.step(max(0.0, dt))
-        report = self.lite.report(t)
+        report = EncodedReport(t, data=self.lite.encode(t))
         self.collected += 1
         self.stats.counters["collected"] += 1
         if self.session.logged_in and self.transport is not None:
@@ -252,8 +253,13 @@ class FleetVehicle(asyncio.Protocol):
     def _send_malformed(self, report: RealtimeReport) -> None:
         """An extra, corrupted copy of a realtime frame: a bad BCC, or a length field two bytes too long (the
         platform sees it when the next frame arrives: the claimed bytes are that frame's start marker)."""
-        raw = bytearray(codec.encode_frame(Frame(self.session.edition, Command.REALTIME, ResponseFlag.COMMAND,
-                                                 self.vin, Encryption.NONE, report)))
+        if isinstance(report, EncodedReport):
+            good = build(self.session.edition, Command.REALTIME, ResponseFlag.COMMAND,
+                         self.vin.encode("ascii"), report.data)
+        else:
+            good = codec.encode_frame(Frame(self.session.edition, Command.REALTIME, ResponseFlag.COMMAND,
+                                            self.vin, Encryption.NONE, report))
+        raw = bytearray(good)
         if (self.index // 10 + self.collected // self.malformed_every) % 2:
             raw[-1] ^= 0x5A
             self.stats.counters["malformed_bcc"] += 1
@@ -282,9 +288,10 @@ class FleetVehicle(asyncio.Protocol):
                 sent: tuple[Command, RealtimeReport] | None = None, drain: bool = True) -> None:
         if sent is not None:
             self.inflight[(int(sent[0]), sent[1].time)] = (sent[1], now)
-        self._flush(now)  # before the events: a close they cause must not lose what was already due
-        for ev in events:
-            self._event(ev, now)
+        if events:
+            self._flush(now)  # before the events: a close they cause must not lose what was already due
+            for ev in events:
+                self._event(ev, now)
         if drain and self.backlog:
             self._drain(now)
         self._flush(now)

@@ -19,8 +19,9 @@ names are accepted and do not change the physics (they act on the link, see ``si
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Any, Final
+import struct
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, NamedTuple
 
 from agent.protocol.model import (
     Alarm,
@@ -101,7 +102,8 @@ class _Spread:
     precomputed (the order of ``base + offset`` does not depend on the base) and a bounded cache of the
     value tuples by base, so a report costs no per-cell arithmetic when the base repeats."""
 
-    __slots__ = ("_cache", "_scale", "hi", "lo", "offsets", "total")
+    __slots__ = ("_cache", "_lanes", "_ones", "_raw_max", "_raw_off", "_scale", "_size", "hi", "lo",
+                 "offsets", "total")
 
     def __init__(self, n: int, k: int, spread: int, salt: int, scale: int) -> None:
         state = salt * 1000003 + k * 7919 + n
@@ -115,6 +117,12 @@ class _Spread:
         self.lo = values.index(min(values))
         self._scale = scale
         self._cache: dict[int, tuple[Any, ...]] = {}
+        width = 1 if scale == 1 else 2  # probes: BYTE °C + 40; cells: WORD mV
+        self._raw_off = 40 if scale == 1 else 0
+        self._raw_max = 0xFD if scale == 1 else 0xFFFD  # the largest raw value below the sentinels
+        self._size = width * n
+        self._lanes = int.from_bytes(b"".join((o + _BIAS).to_bytes(width, "big") for o in values), "big")
+        self._ones = int.from_bytes((1).to_bytes(width, "big") * n, "big")
 
     def values(self, base: int) -> tuple[Any, ...]:
         got = self._cache.get(base)
@@ -129,7 +137,20 @@ class _Spread:
             self._cache[base] = got
         return got
 
+    def encoded(self, base: int) -> bytes:
+        """The wire bytes of ``values(base)``: cells as big-endian WORDs in mV, probes as BYTEs of °C + 40.
 
+        One integer addition instead of a loop: ``_lanes`` holds ``offset + bias`` in lanes of the field
+        width, ``_ones`` a 1 in every lane, so ``_lanes + (base − bias) · _ones`` is ``base + offset`` in
+        every lane as long as each lane stays within its width (checked through the extremes)."""
+        low = base + self.offsets[self.lo] + self._raw_off
+        high = base + self.offsets[self.hi] + self._raw_off
+        if low < 0 or high > self._raw_max:
+            raise ValueError(f"base {base} puts a value outside the field (raw {low}..{high})")
+        return (self._lanes + (base + self._raw_off - _BIAS) * self._ones).to_bytes(self._size, "big")
+
+
+_BIAS: Final = 100
 _CACHE_LIMIT: Final = 1024
 _SPREADS: dict[tuple[int, int, int], _Spread] = {}
 
@@ -313,63 +334,122 @@ class LiteVehicle:
             return int(self.pack_voltage * 0.3)
         return 40000 + self.seed % 20000
 
-    def report(self, t: datetime) -> RealtimeReport:
-        """The realtime report collected at the UTC-aware ``t`` (whole second) from the present state."""
+    def _sample(self, t: datetime) -> _Sample:
+        """The values of the report at the UTC-aware ``t`` (whole second), shared by ``report`` (the model
+        objects) and ``encode`` (the wire bytes), so the two always agree."""
         if t.tzinfo is None:
             raise ValueError("report time must be timezone-aware (UTC)")
         t = t.replace(microsecond=0)
         self.alarm = self.alarm_at(t)
+        base_mv = round((ocv(self.soc) - self.current * CELL_R_OHM) * 1000.0)
+        pack_v = round((base_mv * self.n_cells + self._cells_off.total) / 1000.0, 1)  # the sum of the cells
+        driving = self.mode == DRIVE
+        point = _route().at(self.distance)
+        return _Sample(
+            t, base_mv, pack_v, round(self.current, 1), round(self.pack_temp), driving, self.mode,
+            round(self.speed, 1) if driving else 0.0, round(self.mileage, 1), round(self.soc),
+            self.insulation(), round(point.longitude_deg, 6), round(point.latitude_deg, 6))
+
+    def report(self, t: datetime) -> RealtimeReport:
+        """The realtime report collected at the UTC-aware ``t`` (whole second) from the present state."""
+        s = self._sample(t)
         e25 = self.edition is Edition.E2025
         spread, probes = self._cells_off, self._probe_off
-        base_mv = round((ocv(self.soc) - self.current * CELL_R_OHM) * 1000.0)
-        cells: tuple[float, ...] = spread.values(base_mv)
-        pack_v = round((base_mv * self.n_cells + spread.total) / 1000.0, 1)  # the sum of the cells
-        current = round(self.current, 1)
-        temps: tuple[int, ...] = probes.values(round(self.pack_temp))
-        driving = self.mode == DRIVE
-        charging = self.mode == CHARGE
+        cells: tuple[float, ...] = spread.values(s.base_mv)
+        temps: tuple[int, ...] = probes.values(s.pack_temp)
+        pack_v, current, driving = s.pack_v, s.current, s.driving
+        charging = s.mode == CHARGE
         state = VehicleState.STARTED if driving else VehicleState.STOPPED
         if charging:
             cstate = ChargingState.PARKED_CHARGING
-        elif self.mode == COMPLETE:
+        elif s.mode == COMPLETE:
             cstate = ChargingState.CHARGING_COMPLETE
         else:
             cstate = ChargingState.NOT_CHARGING
         dcdc = DcDcState.WORKING if driving or charging else DcDcState.DISCONNECTED
-        speed = round(self.speed, 1) if driving else 0.0
         gear = Gear(self.gear, drive_force=driving and self.torque > 0,
                     brake_force=driving and self.torque < 0)
-        soc = round(self.soc)
-        mileage = round(self.mileage, 1)
-        insulation = self.insulation()
         blocks: list[InfoBlock] = []
         if e25:
-            blocks.append(VehicleData2025(state, cstate, RunningMode.ELECTRIC, speed, mileage, pack_v,
-                                          current, soc, dcdc, gear, insulation))
+            blocks.append(VehicleData2025(state, cstate, RunningMode.ELECTRIC, s.speed, s.mileage, pack_v,
+                                          current, s.soc, dcdc, gear, s.insulation))
         else:
-            accel = min(100, max(0, round(self.torque / 3.1))) if driving else 0
-            brake = min(100, max(0, round(-self.torque / 3.1))) if driving else 0
-            blocks.append(VehicleData(state, cstate, RunningMode.ELECTRIC, speed, mileage, pack_v, current,
-                                      soc, dcdc, gear, insulation, accel, brake))
+            accel, brake = self._pedals()
+            blocks.append(VehicleData(state, cstate, RunningMode.ELECTRIC, s.speed, s.mileage, pack_v,
+                                      current, s.soc, dcdc, gear, s.insulation, accel, brake))
         if not charging:
             blocks.append(self._motors(e25, pack_v, current))
-        point = _route().at(self.distance)
-        lon, lat = round(point.longitude_deg, 6), round(point.latitude_deg, 6)
         if e25:
-            blocks.append(Location2025(LocationStatus(0), CoordinateSystem.WGS84, lon, lat))
+            blocks.append(Location2025(LocationStatus(0), CoordinateSystem.WGS84, s.longitude, s.latitude))
             blocks.append(self._alarm_2025())
             blocks.append(ParallelUnitVoltages((PackVoltages(1, pack_v, current, cells),)))
         else:
-            blocks.append(Location(LocationStatus(0), lon, lat))
+            blocks.append(Location(LocationStatus(0), s.longitude, s.latitude))
             blocks.append(Extremes(1, spread.hi + 1, cells[spread.hi], 1, spread.lo + 1, cells[spread.lo],
                                    1, probes.hi + 1, temps[probes.hi], 1, probes.lo + 1, temps[probes.lo]))
             flags = GeneralAlarmFlag.INSULATION if self.alarm else GeneralAlarmFlag(0)
             blocks.append(Alarm(AlarmLevel(self.alarm), flags))
             blocks.append(CellVoltages((SubsystemVoltages(1, pack_v, current, len(cells), 1, cells),)))
         blocks.append(Temperatures((SubsystemTemperatures(1, temps),)))
-        return RealtimeReport(t, tuple(blocks))
+        return RealtimeReport(s.time, tuple(blocks))
 
-    def _motors(self, e25: bool, pack_v: float, current: float) -> DriveMotors | DriveMotors2025:
+    def encode(self, t: datetime) -> bytes:
+        """The data unit (time and info blocks) of ``report(t)``, packed directly from the state: the
+        same bytes as ``agent.protocol.codec`` makes of ``report(t)`` (tests/fleet/test_lite.py compares
+        them), without building the model objects — the fleet's hot path."""
+        s = self._sample(t)
+        spread, probes = self._cells_off, self._probe_off
+        driving, mode = s.driving, s.mode
+        charging = mode == CHARGE
+        r_pack_v = round(s.pack_v * 10)
+        state = _STARTED if driving else _STOPPED
+        cstate = _PARKED_CHARGING if charging else (_CHARGING_COMPLETE if mode == COMPLETE else _NOT_CHARGING)
+        dcdc = _DCDC_WORKING if driving or charging else _DCDC_OFF
+        gear = (_GEAR_DRIVE | (self.torque > 0) << 5 | (self.torque < 0) << 4) if driving else _GEAR_PARK
+        speed, mileage, soc = round(s.speed * 10), round(s.mileage * 10), s.soc
+        lon, lat, status = _coordinates(s.longitude, s.latitude)
+        parts = [_time_bytes(s.time)]
+        if self.edition is Edition.E2025:
+            parts.append(_V25.pack(0x01, state, cstate, _ELECTRIC, speed, mileage, r_pack_v,
+                                   round(s.current * 10) + 30000, soc, dcdc, gear, s.insulation))
+            if not charging:
+                parts.append(self._motors_bytes(True, s.pack_v, s.current))
+            parts.append(_L25.pack(0x05, status, _WGS84, lon, lat))
+            if self.alarm:
+                parts.append(_A25_ON.pack(0x06, self.alarm, _INSULATION_FLAG, 1, _INSULATION_BIT, self.alarm))
+            else:
+                parts.append(_A25_OFF)
+            parts.append(_P25.pack(0x07, 1, 1, r_pack_v, round(s.current * 10) + 30000, self.n_cells))
+            parts.append(spread.encoded(s.base_mv))
+        else:
+            accel, brake = self._pedals()
+            parts.append(_V16.pack(0x01, state, cstate, _ELECTRIC, speed, mileage, r_pack_v,
+                                   round(s.current * 10) + 10000, soc, dcdc, gear, s.insulation, accel,
+                                   brake))
+            if not charging:
+                parts.append(self._motors_bytes(False, s.pack_v, s.current))
+            parts.append(_L16.pack(0x05, status, lon, lat))
+            mv_hi = round((s.base_mv + spread.offsets[spread.hi]) / 1000.0 * 1000)  # as the codec rounds
+            mv_lo = round((s.base_mv + spread.offsets[spread.lo]) / 1000.0 * 1000)  # the cell's value
+            temps_hi = s.pack_temp + probes.offsets[probes.hi] + 40
+            temps_lo = s.pack_temp + probes.offsets[probes.lo] + 40
+            parts.append(_X16.pack(0x06, 1, spread.hi + 1, mv_hi, 1, spread.lo + 1, mv_lo, 1, probes.hi + 1,
+                                   temps_hi, 1, probes.lo + 1, temps_lo))
+            parts.append(_A16.pack(0x07, self.alarm, _INSULATION_FLAG if self.alarm else 0))
+            parts.append(_C16.pack(0x08, 1, 1, r_pack_v, round(s.current * 10) + 10000, self.n_cells, 1,
+                                   self.n_cells))
+            parts.append(spread.encoded(s.base_mv))
+        parts.append(_T16 if self.edition is Edition.E2016 else _T25)
+        parts.append(_COUNT.pack(self.n_probes))
+        parts.append(probes.encoded(s.pack_temp))
+        return b"".join(parts)
+
+    def _pedals(self) -> tuple[int, int]:
+        if self.mode != DRIVE:
+            return 0, 0
+        return min(100, max(0, round(self.torque / 3.1))), min(100, max(0, round(-self.torque / 3.1)))
+
+    def _motor_values(self, pack_v: float, current: float) -> tuple[MotorState, int, float, int, int, float]:
         driving = self.mode == DRIVE
         rpm = round(self.speed / 3.6 / WHEEL_RADIUS_M * GEAR_RATIO * 60.0 / (2.0 * math.pi))
         torque = round(self.torque, 1) if driving else 0.0
@@ -381,13 +461,24 @@ class LiteVehicle:
             mstate = MotorState.GENERATING
         else:
             mstate = MotorState.READY
-        inverter = round(self.motor_temp - 5.0)
-        motor = round(self.motor_temp)
+        mcurrent = round(max(-1000.0, min(1000.0, current - AUX_W / max(pack_v, 1.0))), 1) if driving else 0.0
+        return mstate, rpm, torque, round(self.motor_temp - 5.0), round(self.motor_temp), mcurrent
+
+    def _motors(self, e25: bool, pack_v: float, current: float) -> DriveMotors | DriveMotors2025:
+        mstate, rpm, torque, inverter, motor, mcurrent = self._motor_values(pack_v, current)
         if e25:
             return DriveMotors2025((DriveMotor2025(1, mstate, inverter, rpm, torque, motor),))
-        mcurrent = round(max(-1000.0, min(1000.0, current - AUX_W / max(pack_v, 1.0))), 1) if driving else 0.0
-        return DriveMotors((DriveMotor(1, mstate, inverter, rpm, torque, motor, pack_v if driving else 0.0,
-                                       mcurrent),))
+        return DriveMotors((DriveMotor(1, mstate, inverter, rpm, torque, motor,
+                                       pack_v if self.mode == DRIVE else 0.0, mcurrent),))
+
+    def _motors_bytes(self, e25: bool, pack_v: float, current: float) -> bytes:
+        mstate, rpm, torque, inverter, motor, mcurrent = self._motor_values(pack_v, current)
+        if e25:
+            return _M25.pack(0x02, 1, 1, mstate, inverter + 40, rpm + 32000, round(torque * 10) + 200000,
+                             motor + 40)
+        volts = round((pack_v if self.mode == DRIVE else 0.0) * 10)
+        return _M16.pack(0x02, 1, 1, mstate, inverter + 40, rpm + 20000, round(torque * 10) + 20000,
+                         motor + 40, volts, round(mcurrent * 10) + 10000)
 
     def _alarm_2025(self) -> Alarm2025:
         if self.alarm:
@@ -395,6 +486,75 @@ class LiteVehicle:
             return Alarm2025(AlarmLevel(self.alarm), GeneralAlarmFlag.INSULATION,
                              flag_levels=(FlagLevel(bit, AlarmLevel(self.alarm)),))
         return Alarm2025(AlarmLevel.NONE, GeneralAlarmFlag(0))
+
+
+class _Sample(NamedTuple):
+    """What one report says, in the model's units and roundings (see ``LiteVehicle._sample``)."""
+
+    time: datetime
+    base_mv: int
+    pack_v: float
+    current: float
+    pack_temp: int
+    driving: bool
+    mode: int
+    speed: float
+    mileage: float
+    soc: int
+    insulation: int
+    longitude: float
+    latitude: float
+
+
+# ---- the wire layouts of ``LiteVehicle.encode`` (type byte first; GB/T 32960 2016 §5 / 2025 Tables 10-24)
+
+_V16: Final = struct.Struct(">BBBBHIHHBBBHBB")  # 0x01 vehicle, Annex B tail (pedals): 20 bytes
+_V25: Final = struct.Struct(">BBBBHIHHBBBH")  # 0x01 vehicle 2025: 18 bytes
+_M16: Final = struct.Struct(">BBBBBHHBHH")  # 0x02, one motor of 12 bytes
+_M25: Final = struct.Struct(">BBBBBHIB")  # 0x02, one motor of 10 bytes (DWORD torque)
+_L16: Final = struct.Struct(">BBII")  # 0x05 location
+_L25: Final = struct.Struct(">BBBII")  # 0x05 location 2025 (coordinate system)
+_X16: Final = struct.Struct(">BBBHBBHBBBBBB")  # 0x06 extremes 2016
+_A16: Final = struct.Struct(">BBI4x")  # 0x07 alarm 2016: level, flags, four empty fault lists
+_A25_ON: Final = struct.Struct(">BBI4xBBB")  # 0x06 alarm 2025: no fault lists, one flag level
+_C16: Final = struct.Struct(">BBBHHHHB")  # 0x08: one record head + its cell count BYTE
+_P25: Final = struct.Struct(">BBBHHH")  # 0x07: one pack head + its unit count WORD
+_T16: Final = bytes((0x09, 1, 1))  # temperatures: type, one subsystem, its number; then the probe count
+_T25: Final = bytes((0x08, 1, 1))
+_COUNT: Final = struct.Struct(">H")
+_A25_OFF: Final = struct.pack(">BBI4xB", 0x06, 0, 0, 0)
+_STARTED, _STOPPED = int(VehicleState.STARTED), int(VehicleState.STOPPED)
+_PARKED_CHARGING = int(ChargingState.PARKED_CHARGING)
+_CHARGING_COMPLETE = int(ChargingState.CHARGING_COMPLETE)
+_NOT_CHARGING = int(ChargingState.NOT_CHARGING)
+_DCDC_WORKING, _DCDC_OFF = int(DcDcState.WORKING), int(DcDcState.DISCONNECTED)
+_ELECTRIC = int(RunningMode.ELECTRIC)
+_GEAR_DRIVE, _GEAR_PARK = int(GearPosition.DRIVE), int(GearPosition.PARK)
+_WGS84 = int(CoordinateSystem.WGS84)
+_INSULATION_FLAG = int(GeneralAlarmFlag.INSULATION)
+_INSULATION_BIT: Final = 11
+_BEIJING_OFFSET: Final = timedelta(hours=8)
+_TIMES: dict[datetime, bytes] = {}
+
+
+def _time_bytes(t: datetime) -> bytes:
+    """The 6 time bytes (Beijing time, §4.1); the fleet's vehicles share seconds, so they are cached."""
+    got = _TIMES.get(t)
+    if got is None:
+        if len(_TIMES) >= 256:
+            _TIMES.clear()
+        bj = t.astimezone(UTC) + _BEIJING_OFFSET
+        if not 2000 <= bj.year <= 2099:
+            raise ValueError(f"report time {t} outside the protocol's years 2000-2099")
+        got = _TIMES[t] = bytes((bj.year - 2000, bj.month, bj.day, bj.hour, bj.minute, bj.second))
+    return got
+
+
+def _coordinates(lon: float, lat: float) -> tuple[int, int, int]:
+    """Raw longitude and latitude (10⁻⁶ degree magnitudes) and the hemisphere bits of the status byte
+    (bit 2 west, bit 1 south; §5.6), as the codec sets them for a status of 0."""
+    r_lon, r_lat = round(abs(lon) * 1000000), round(abs(lat) * 1000000)
+    return r_lon, r_lat, (0x04 if lon < 0 and r_lon else 0) | (0x02 if lat < 0 and r_lat else 0)
 
 
 __all__ = ["SCENARIOS", "LiteVehicle", "iccid_for", "ocv", "vin_for"]

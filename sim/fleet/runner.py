@@ -21,6 +21,7 @@ import errno
 import heapq
 import importlib
 import logging
+import math
 import ssl
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from agent.protocol.session import (
     beijing_date,
 )
 from sim.fleet.client import FleetHandler, FleetVehicle
+from sim.fleet.frames import FleetCodec
 from sim.fleet.lite import SCENARIOS, LiteVehicle, iccid_for, vin_for
 from sim.fleet.stats import FleetStats, Histogram
 
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 COLLECT, TICK, CONNECT = 0, 1, 2
 _GOLDEN: Final = 0.6180339887498949
 _BATCH: Final = 256  # heap entries handled between two yields to the I/O
+_EARLY: Final = 0.001  # entries due within this are run now (the loop's timer resolution)
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,9 @@ class Fleet:
         self.collecting = False
         self._heap: list[tuple[float, int, int, FleetVehicle]] = []
         self._seq = 0
-        self._wake: asyncio.Event | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_when = math.inf  # when the armed timer fires (inf: none armed)
+        self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rng = config.seed * 7919 + config.shard[0]
@@ -148,8 +153,8 @@ class Fleet:
     def _push(self, when: float, kind: int, vehicle: FleetVehicle) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, kind, vehicle))
-        if self._wake is not None and self._heap[0][1] == self._seq:
-            self._wake.set()
+        if when < self._timer_when:
+            self._arm()
 
     def schedule_tick(self, vehicle: FleetVehicle) -> None:
         """Make sure ``vehicle.tick`` runs at its session's next deadline."""
@@ -214,7 +219,7 @@ class Fleet:
             cfg = TerminalConfig(v.vin, c.edition, iccid=iccid_for(k), packs_per_bms=(1,), pack_codes=(pack,),
                                  timing=timing)
             return TerminalSession(cfg, wallclock=v.wallclock, serial_store=_serial_start(v.wallclock()),
-                                   handler=FleetHandler(v))
+                                   handler=FleetHandler(v), codec=FleetCodec())
         return make
 
     # ---- connecting
@@ -245,37 +250,52 @@ class Fleet:
 
     # ---- the scheduler
 
-    async def _scheduler(self, stop: asyncio.Event) -> None:
-        assert self._wake is not None
+    def _arm(self) -> None:
+        """Keep one loop timer at the heap's earliest entry (no task sleeps: the timer runs ``_run_due``)."""
         heap = self._heap
-        while not stop.is_set():
-            now = self.now()
-            handled = 0
-            batch = 2 if self.config.full else _BATCH  # a full vehicle's second costs ~7 ms: yield often
-            while heap and heap[0][0] <= now and handled < batch:
-                when, _, kind, v = heapq.heappop(heap)
-                handled += 1
-                if kind == COLLECT:
-                    if not self.collecting or v.closing:
-                        continue
-                    self.lag.add(max(0.0, now - when))
-                    v.collect(now, self._wall0 + timedelta(seconds=when))
-                    self._push(max(when + v.period, now + 0.001), COLLECT, v)
-                elif kind == TICK:
-                    if v.tick_at != when:
-                        continue  # superseded by an earlier deadline
-                    v.tick_at = None
-                    v.tick(now)
-                else:
-                    self._connect(v)
-            if handled >= batch:
-                await asyncio.sleep(0)
-                continue
-            self._wake.clear()
-            delay = heap[0][0] - self.now() if heap else 1.0
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), min(delay, 1.0))
+        if not heap or self._loop is None or self._stopped:
+            return
+        when = heap[0][0]
+        if self._timer is not None:
+            if self._timer_when <= when:
+                return
+            self._timer.cancel()
+        self._timer_when = when
+        self._timer = self._loop.call_later(max(0.0, when - self.now()), self._run_due)
+
+    def _run_due(self) -> None:
+        """Run the heap entries that are due, at most ``_BATCH`` before letting the loop do I/O."""
+        self._timer = None
+        if self._stopped:
+            return
+        heap = self._heap
+        now = self.now()
+        due = now + _EARLY  # the loop's timers have millisecond resolution: take what is due within it
+        handled = 0
+        batch = 2 if self.config.full else _BATCH  # a full vehicle's second costs ~7 ms: yield often
+        pop, push = heapq.heappop, self._push
+        while heap and heap[0][0] <= due and handled < batch:
+            when, _, kind, v = pop(heap)
+            handled += 1
+            if kind == COLLECT:
+                if not self.collecting or v.closing:
+                    continue
+                self.lag.add(now - when if now > when else 0.0)
+                v.collect(now, self._wall0 + timedelta(seconds=when))
+                push(max(when + v.period, now + 0.001), COLLECT, v)
+            elif kind == TICK:
+                if v.tick_at != when:
+                    continue  # superseded by an earlier deadline
+                v.tick_at = None
+                v.tick(max(now, when))
+            else:
+                self._connect(v)
+        if heap and heap[0][0] <= due:  # more is due: after the I/O that is waiting
+            self._timer_when = now
+            assert self._loop is not None
+            self._timer = self._loop.call_soon(self._run_due)
+        else:
+            self._arm()
 
     async def _progress(self, stop: asyncio.Event, t0: float) -> None:
         interval = self.config.progress
@@ -301,14 +321,13 @@ class Fleet:
         """Run the shard; returns ``self.result()``."""
         c = self.config
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
         t0 = self.now()
         self.started_at = datetime.now(UTC)
         self._wall0 = self.started_at - timedelta(seconds=t0)  # loop time -> UTC
         self._build(t0)
         self.collecting = True
+        self._arm()
         stop = asyncio.Event()
-        scheduler = asyncio.create_task(self._scheduler(stop))
         progress = asyncio.create_task(self._progress(stop, t0)) if c.progress > 0 and self.on_progress \
             else None
         try:
@@ -330,7 +349,10 @@ class Fleet:
                 if v.transport is not None:
                     v.transport.abort()
             stop.set()
-            await scheduler
+            self._stopped = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if progress is not None:
                 await progress
             for task in list(self._tasks):

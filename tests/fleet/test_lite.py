@@ -28,6 +28,7 @@ from agent.protocol.model import (
     VehicleData2025,
     VehicleState,
 )
+from sim.fleet.frames import EncodedReport, FleetCodec
 from sim.fleet.lite import CHARGE, DRIVE, PARK, VIN_ALPHABET, LiteVehicle, iccid_for, vin_for
 from sim.platform.checks import Limits, VinState, check_report
 
@@ -183,3 +184,43 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="timezone"):
         car.report(datetime(2026, 1, 1))
     assert not any(isinstance(b, Alarm) and int(b.max_level) for b in car.report(START).blocks)
+
+
+@pytest.mark.parametrize("edition", [Edition.E2016, Edition.E2025])
+@pytest.mark.parametrize("scenario", [None, "alarm-burst"])
+def test_encode_is_the_codecs_encoding_of_report(edition: Edition, scenario: str | None) -> None:
+    """``encode`` packs the data unit straight from the state: byte for byte what the protocol codec makes
+    of ``report`` — across drive, park and charge, alarms, odd cell/probe counts and uneven steps."""
+    modes: set[int] = set()
+    checked = 0
+    for k in range(24):
+        cells, probes = (96, 32) if k % 3 else (1 + 7 * k, 1 + 3 * k)
+        car = LiteVehicle(vin_for(k), 77 + k, edition, START, scenario=scenario, n_cells=cells,
+                          n_probes=probes)
+        if k % 4 == 3:
+            car.soc = 29.0  # the next mode change goes to charging
+        t = START
+        for i in range(150):
+            car.step(1.0 + (i % 5) * 7.0)
+            t += timedelta(seconds=1 + i % 3)
+            report = car.report(t)
+            want = codec.encode_body(edition, Command.REALTIME, ResponseFlag.COMMAND, report)
+            assert car.encode(t) == want, (k, i)
+            modes.add(car.mode)
+            checked += 1
+    assert checked == 24 * 150
+    assert {DRIVE, PARK, CHARGE} <= modes
+
+
+def test_encoded_frame_is_the_codecs_frame() -> None:
+    """The fleet's session codec frames an ``EncodedReport`` exactly as the codec frames the report."""
+    car = LiteVehicle(vin_for(5), 5, Edition.E2016, START)
+    car.step(30.0)
+    t = START + timedelta(seconds=30)
+    fleet = FleetCodec()
+    for command in (Command.REALTIME, Command.REISSUE):
+        fast = fleet.encode(Frame(Edition.E2016, command, ResponseFlag.COMMAND, car.vin, Encryption.NONE,
+                                  EncodedReport(t, data=car.encode(t))))
+        slow = codec.encode_frame(Frame(Edition.E2016, command, ResponseFlag.COMMAND, car.vin,
+                                        Encryption.NONE, car.report(t)))
+        assert fast == slow
