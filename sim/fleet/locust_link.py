@@ -3,8 +3,11 @@
 A ``VehicleLink`` drives the real sans-I/O ``TerminalSession`` over one TCP (or TLS) socket: a reader
 thread feeds received bytes and the session's timers (heartbeats, reply timeouts) and writes whatever
 the session wants to send, so heartbeats and downlink answers go on while the caller is idle. Each
-login, realtime acknowledgement, heartbeat reply and logout becomes an ``Outcome`` with its latency
-(write to reply) handed to a recorder callback; errors and timeouts are outcomes with ``error`` set.
+login, realtime or reissue acknowledgement, heartbeat reply and logout becomes an ``Outcome`` with its
+latency (write to reply) handed to a recorder callback; errors and timeouts are outcomes with ``error``
+set, and an upload whose fate the link cannot learn (never written, or the link lost before the reply)
+is ``unconfirmed``. ``Backlog`` keeps the reports a vehicle collects while offline (bounded, oldest
+dropped) and reissues them (0x03) oldest first, a few in flight at a time, once the link is back.
 
 Only the standard library's blocking sockets, threads and locks are used: under Locust, gevent's
 monkey-patching turns them into cooperative greenlets (one OS thread, thousands of links); in plain
@@ -20,7 +23,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
@@ -91,12 +95,15 @@ def parse_target(url: str) -> Target:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One measured exchange: ``name`` login | realtime | heartbeat | logout | protocol."""
+    """One measured exchange: ``name`` login | realtime | reissue | heartbeat | logout | protocol |
+    backlog_full. ``unconfirmed``: an upload that was not written or whose link was lost before the
+    platform's reply; the report may not have arrived, so a vehicle keeps it for reissue."""
 
     name: str
     latency: float  # seconds from the write to the reply (or to the failure)
     size: int  # bytes written for it
     error: str | None = None
+    unconfirmed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -153,6 +160,7 @@ class _Pending:
     size: int
     done: threading.Event
     outcome: Outcome | None = None
+    name: str = "realtime"
 
 
 class VehicleLink:
@@ -199,7 +207,7 @@ class VehicleLink:
         self._login: _Pending | None = None
         self._logout: _Pending | None = None
         self._heartbeat: _Pending | None = None
-        self._uploads: dict[datetime, _Pending] = {}
+        self._uploads: dict[tuple[int, datetime], _Pending] = {}  # (command, report time)
 
     # ---- state
 
@@ -249,28 +257,53 @@ class VehicleLink:
     def send_realtime(self, report: RealtimeReport) -> Outcome:
         """Send one realtime report and wait for its fate (ack, error reply, timeout, lost link)."""
         with self._lock:
-            now = self.clock()
             if not self.logged_in:
-                outcome = Outcome("realtime", 0.0, 0, f"not logged in ({self.down_reason or 'link down'})")
+                outcome = Outcome("realtime", 0.0, 0, f"not logged in ({self.down_reason or 'link down'})",
+                                  unconfirmed=True)
                 self.record(outcome)
                 return outcome
-            pending = _Pending(now, 0, threading.Event())
-            self._uploads[report.time] = pending
-            try:
-                events = self.session.send_realtime(report, now)
-            except SessionStateError as exc:
-                self._finish_locked(self._uploads.pop(report.time), "realtime", str(exc))
-                return pending.outcome or Outcome("realtime", 0.0, 0, str(exc))
-            pending.size = self._flush_locked()
-            self._handle_locked(events, now)
-            if not self.require_ack and pending.outcome is None:
-                self._finish_locked(pending, "realtime", None)
-                self._uploads.pop(report.time, None)
-        if pending.done.wait(self.reply_timeout + 2.0) and pending.outcome is not None:
+            pending = self._upload_locked(Command.REALTIME, report)
+        return self._wait(pending, Command.REALTIME, report.time, self.clock() + self.reply_timeout + 2.0)
+
+    def send_reissues(self, reports: Sequence[RealtimeReport]) -> list[Outcome]:
+        """Send stored reports as reissue (0x03), all before the first reply, and wait for the fate of
+        each (one outcome per report, in order). When the link is down none is written: each outcome
+        is then ``unconfirmed`` and not recorded (the caller keeps the reports)."""
+        with self._lock:
+            if not self.logged_in:
+                why = f"not logged in ({self.down_reason or 'link down'})"
+                return [Outcome("reissue", 0.0, 0, why, unconfirmed=True) for _ in reports]
+            pendings = [self._upload_locked(Command.REISSUE, r) for r in reports]
+        deadline = self.clock() + self.reply_timeout + 2.0
+        return [self._wait(p, Command.REISSUE, r.time, deadline)
+                for p, r in zip(pendings, reports, strict=True)]
+
+    def _upload_locked(self, command: Command, report: RealtimeReport) -> _Pending:
+        name = "realtime" if command == Command.REALTIME else "reissue"
+        now = self.clock()
+        key = (int(command), report.time)
+        pending = _Pending(now, 0, threading.Event(), name=name)
+        self._uploads[key] = pending
+        try:
+            send = self.session.send_realtime if command == Command.REALTIME else self.session.send_reissue
+            events = send(report, now)
+        except SessionStateError as exc:
+            self._uploads.pop(key, None)
+            self._finish_locked(pending, name, str(exc), unconfirmed=True)
+            return pending
+        pending.size = self._flush_locked()
+        self._handle_locked(events, now)
+        if not self.require_ack and pending.outcome is None:
+            self._finish_locked(pending, name, None)
+            self._uploads.pop(key, None)
+        return pending
+
+    def _wait(self, pending: _Pending, command: Command, t: datetime, deadline: float) -> Outcome:
+        if pending.done.wait(max(0.0, deadline - self.clock())) and pending.outcome is not None:
             return pending.outcome
         with self._lock:
-            self._uploads.pop(report.time, None)
-            self._finish_locked(pending, "realtime", "no outcome (reader stopped)")
+            self._uploads.pop((int(command), t), None)
+            self._finish_locked(pending, pending.name, "no outcome (reader stopped)", unconfirmed=True)
         assert pending.outcome is not None
         return pending.outcome
 
@@ -387,7 +420,7 @@ class VehicleLink:
             if pending is not None:
                 self._finish_locked(pending, name, f"link lost: {reason}")
         for pending in list(self._uploads.values()):
-            self._finish_locked(pending, "realtime", f"link lost: {reason}")
+            self._finish_locked(pending, pending.name, f"link lost: {reason}", unconfirmed=True)
         self._uploads.clear()
         sock = self._sock
         if sock is not None:
@@ -396,10 +429,12 @@ class VehicleLink:
 
     # ---- outcomes
 
-    def _finish_locked(self, pending: _Pending, name: str, error: str | None) -> None:
+    def _finish_locked(self, pending: _Pending, name: str, error: str | None,
+                       unconfirmed: bool = False) -> None:
         if pending.outcome is not None:
             return
-        pending.outcome = Outcome(name, max(0.0, self.clock() - pending.sent_at), pending.size, error)
+        pending.outcome = Outcome(name, max(0.0, self.clock() - pending.sent_at), pending.size, error,
+                                  unconfirmed)
         pending.done.set()
         self.record(pending.outcome)
 
@@ -423,12 +458,13 @@ class VehicleLink:
                 self._finish_locked(self._login, "login", why)
                 self._shutdown(why)
             elif isinstance(ev, UploadDelivered):
-                self._settle_locked(ev.time, None if ev.acknowledged or not self.require_ack else
-                                    f"no acknowledgement within {self.reply_timeout:g} s")
+                self._settle_locked(ev.command, ev.time, None if ev.acknowledged or not self.require_ack
+                                    else f"no acknowledgement within {self.reply_timeout:g} s")
             elif isinstance(ev, UploadRejected | UploadAbandoned):
-                self._settle_locked(ev.time, f"error reply (flag {int(ev.flag):#04x})")
+                self._settle_locked(ev.command, ev.time, f"error reply (flag {int(ev.flag):#04x})")
             elif isinstance(ev, UploadUnconfirmed):
-                self._settle_locked(ev.time, "link lost before the acknowledgement")
+                self._settle_locked(ev.command, ev.time, "link lost before the acknowledgement",
+                                    unconfirmed=True)
             elif isinstance(ev, HeartbeatMissed) and self._heartbeat is not None:
                 self._finish_locked(self._heartbeat, "heartbeat",
                                     f"no heartbeat reply within {self.reply_timeout:g} s")
@@ -445,10 +481,67 @@ class VehicleLink:
                 log.warning("%s: protocol violation from the platform: %s", self.vin, ev.reason)
                 self.record(Outcome("protocol", 0.0, 0, ev.reason))
 
-    def _settle_locked(self, t: datetime, error: str | None) -> None:
-        pending = self._uploads.pop(t, None)
+    def _settle_locked(self, command: Command | int, t: datetime, error: str | None,
+                       unconfirmed: bool = False) -> None:
+        pending = self._uploads.pop((int(command), t), None)
         if pending is not None:
-            self._finish_locked(pending, "realtime", error)
+            self._finish_locked(pending, pending.name, error, unconfirmed)
 
 
-__all__ = ["ClockSeededSerialStore", "Outcome", "Recorder", "Target", "VehicleLink", "parse_target"]
+class Backlog:
+    """The reports a vehicle collected while its link was down or not yet logged in, oldest first.
+
+    At most ``limit`` are kept: beyond that the oldest is dropped and recorded as a failed
+    ``backlog_full`` outcome. ``drain`` reissues them (0x03) over a logged-in link, ``window`` in flight
+    at a time; each is recorded by the link as a ``reissue`` outcome (an error reply or a timeout is a
+    failure, the report is not kept again). Unconfirmed ones (link lost before the reply) go back to
+    the backlog, in time order, for the next login.
+    """
+
+    def __init__(self, limit: int, record: Recorder, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.record = record
+        self.clock = clock
+        self.reports: deque[RealtimeReport] = deque()
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self.reports)
+
+    def keep(self, report: RealtimeReport) -> None:
+        """Keep a report for reissue (dropping the oldest when full)."""
+        if self.limit < 1:
+            self._drop(1)
+            return
+        if len(self.reports) >= self.limit:
+            self.reports.popleft()
+            self._drop(1)
+        if self.reports and report.time < self.reports[-1].time:  # keep the order of collection time
+            self.reports = deque(sorted((*self.reports, report), key=lambda r: r.time))
+        else:
+            self.reports.append(report)
+
+    def _drop(self, n: int) -> None:
+        self.dropped += n
+        self.record(Outcome("backlog_full", 0.0, 0, f"backlog full ({self.limit}): oldest report dropped"))
+
+    def drain(self, link: VehicleLink, window: int, until: float | None = None) -> int:
+        """Reissue oldest first while the link is logged in, the backlog not empty and (when given)
+        the clock before ``until``; returns how many were confirmed (acknowledged, or failed for good)."""
+        done = 0
+        while self.reports and link.logged_in and (until is None or self.clock() < until):
+            batch = [self.reports.popleft() for _ in range(min(window, len(self.reports)))]
+            outcomes = link.send_reissues(batch)
+            back = [r for r, o in zip(batch, outcomes, strict=True) if o.unconfirmed]
+            done += len(batch) - len(back)
+            self.reports.extendleft(reversed(back))  # older than everything still kept
+            while len(self.reports) > max(0, self.limit):
+                self.reports.popleft()
+                self._drop(1)
+            if back:
+                break  # the link is gone: the rest waits for the next login
+        return done
+
+
+__all__ = ["Backlog", "ClockSeededSerialStore", "Outcome", "Recorder", "Target", "VehicleLink",
+           "parse_target"]

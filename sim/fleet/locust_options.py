@@ -17,6 +17,8 @@ from agent.protocol.model import Edition
 
 DEFAULT_PREFIX = "LTBXLCT0"
 DEFAULT_VINS_PER_WORKER = 100_000
+DEFAULT_BACKLOG = 3600  # an hour of reports at a 1 s period
+DEFAULT_REISSUE_WINDOW = 4
 
 
 def add_options(parser: Any) -> None:
@@ -44,6 +46,14 @@ def add_options(parser: Any) -> None:
                        env_var="LOCUST_REALTIME_ACK",
                        help="required: a realtime report succeeds on the platform's reply (reference "
                             "platform: --reply-realtime); silent: on write, failing only on an error reply")
+    group.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG, env_var="LOCUST_BACKLOG",
+                       help="reports a vehicle keeps while its link is down, reissued (0x03) after the next "
+                            f"login; beyond it the oldest is dropped (a backlog_full failure; default "
+                            f"{DEFAULT_BACKLOG}, 0 = keep none)")
+    group.add_argument("--reissue-window", type=int, default=DEFAULT_REISSUE_WINDOW,
+                       env_var="LOCUST_REISSUE_WINDOW",
+                       help="reissues in flight at once while a backlog drains "
+                            f"(default {DEFAULT_REISSUE_WINDOW})")
     group.add_argument("--scenario", default=None, env_var="LOCUST_SCENARIO",
                        help="LiteVehicle scenario (e.g. alarm-burst)")
     group.add_argument("--ca-file", default=None, env_var="LOCUST_CA_FILE",
@@ -73,6 +83,8 @@ class Settings:
     heartbeat: float = 30.0
     ack_timeout: float = 10.0
     require_ack: bool = True
+    backlog: int = DEFAULT_BACKLOG
+    reissue_window: int = DEFAULT_REISSUE_WINDOW
     scenario: str | None = None
     ca_file: str | None = None
     client_cert: str | None = None
@@ -98,6 +110,8 @@ class Settings:
             heartbeat=float(get("heartbeat", d.heartbeat)),
             ack_timeout=float(get("ack_timeout", d.ack_timeout)),
             require_ack=str(get("realtime_ack", "required")) != "silent",
+            backlog=int(get("backlog", d.backlog)),
+            reissue_window=int(get("reissue_window", d.reissue_window)),
             scenario=get("scenario", None) or None,
             ca_file=get("ca_file", None),
             client_cert=get("client_cert", None),
@@ -126,6 +140,10 @@ class Settings:
                               key="heartbeat")
         if not self.ack_timeout > 0:
             raise ConfigError(f"--ack-timeout {self.ack_timeout:g}: must be > 0", key="ack-timeout")
+        if self.backlog < 0:
+            raise ConfigError(f"--backlog {self.backlog}: must be >= 0 (0: keep none)", key="backlog")
+        if self.reissue_window < 1:
+            raise ConfigError(f"--reissue-window {self.reissue_window}: must be >= 1", key="reissue-window")
 
     def vin_index(self, worker: int, slot: int) -> int:
         """The fleet-wide VIN index of a worker's ``slot``-th vehicle."""

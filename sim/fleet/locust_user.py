@@ -6,10 +6,13 @@ processes may import it (``sim/locustfile.py`` does); nothing else in ``agent``/
 Each user takes a VIN index ``--vin-offset + worker_index * --vins-per-worker + slot`` (slot: the lowest
 free one in this worker process), logs in through ``sim.fleet.locust_link.VehicleLink`` (the real
 ``TerminalSession``) to the ``--host`` target (``tcp://HOST:PORT`` or ``tls://HOST:PORT``), sends a
-``LiteVehicle`` realtime report every ``--period`` seconds and logs out when stopped. Every login,
-realtime acknowledgement, heartbeat reply and logout is a Locust request event of type ``GBT32960``
-(response time: write to reply, in ms; an error reply, timeout or lost link is a failure), so Locust's
-statistics, web UI, CSV/JSON output and load shapes work unchanged.
+``LiteVehicle`` realtime report every ``--period`` seconds and logs out when stopped. A report collected
+while the link is down or not yet logged in (or whose link was lost before its acknowledgement) goes into
+a bounded backlog (``--backlog``) and is reissued (0x03) oldest first after the next login,
+``--reissue-window`` in flight at a time. Every login, realtime or reissue acknowledgement, heartbeat
+reply and logout is a Locust request event of type ``GBT32960`` (response time: write to reply, in ms;
+an error reply, timeout or lost link is a failure; so is a report dropped from a full backlog,
+``backlog_full``), so Locust's statistics, web UI, CSV/JSON output and load shapes work unchanged.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from agent.protocol.model import ParameterId
 from agent.protocol.session import ClientTiming, TerminalConfig
 from agent.uplink.tcp import AgentHandler, ParamValue, TlsConfig
 from sim.fleet.lite import LiteVehicle, iccid_for, vin_for
-from sim.fleet.locust_link import ClockSeededSerialStore, Outcome, VehicleLink, parse_target
+from sim.fleet.locust_link import Backlog, ClockSeededSerialStore, Outcome, VehicleLink, parse_target
 from sim.fleet.locust_options import Settings, SlotAllocator, add_options
 
 log = logging.getLogger(__name__)
@@ -65,7 +68,8 @@ _hooks.init.add_listener(_check_options)
 
 
 class Gbt32960Vehicle(User):
-    """One vehicle: login on start, a realtime report per ``--period``, heartbeats while idle, logout."""
+    """One vehicle: login on start, a realtime report per ``--period``, heartbeats while idle, a backlog
+    reissued after a reconnect, logout."""
 
     host = DEFAULT_HOST
     #: per worker process: VIN slots in use, and each VIN's login serial store (serials keep increasing)
@@ -82,6 +86,8 @@ class Gbt32960Vehicle(User):
         self.iccid = ""
         self.vehicle: LiteVehicle | None = None
         self.link: VehicleLink | None = None
+        self.backlog = Backlog(self.settings.backlog, self._record)
+        self.collected = 0
         self._last_step = time.monotonic()
 
     def wait_time(self) -> float:
@@ -113,6 +119,13 @@ class Gbt32960Vehicle(User):
         link, self.link = self.link, None
         if link is not None:
             link.close(logout=True, timeout=self.settings.ack_timeout)
+        left = len(self.backlog)
+        log.info("%s: collected %d reports, %d dropped from the backlog, %d not reissued", self.vin,
+                 self.collected, self.backlog.dropped, left)
+        if left:
+            log.warning("%s: stopped with %d reports not reissued", self.vin, left)
+            self._record(Outcome("backlog_left", 0.0, 0, f"{left} reports not reissued when stopped"))
+            self.backlog.reports.clear()
         if self.slot is not None:
             self.slots.release(self.slot)
             self.slot = None
@@ -121,17 +134,26 @@ class Gbt32960Vehicle(User):
 
     @task
     def realtime(self) -> None:
-        """Advance the physics to now, collect a report and send it (waits for its outcome)."""
-        if self.link is None or not self.link.logged_in:
+        """Advance the physics to now and collect a report; send it (waiting for its outcome) when
+        logged in, else keep it and log in again; then reissue the backlog for the rest of the period."""
+        started = time.monotonic()
+        assert self.vehicle is not None
+        self.vehicle.step(started - self._last_step)
+        self._last_step = started
+        report = self.vehicle.report(datetime.now(UTC).replace(microsecond=0))
+        self.collected += 1
+        if self.link is not None and self.link.logged_in:
+            if self.link.send_realtime(report).unconfirmed:
+                self.backlog.keep(report)
+        else:
+            self.backlog.keep(report)
             if self.link is not None:
                 self.link.close(logout=False)
             self._connect()
-            return
-        assert self.vehicle is not None
-        mono = time.monotonic()
-        self.vehicle.step(mono - self._last_step)
-        self._last_step = mono
-        self.link.send_realtime(self.vehicle.report(datetime.now(UTC).replace(microsecond=0)))
+        if self.backlog and self.link is not None and self.link.logged_in:
+            # leave a tenth of the period (and the next report) to the pacing
+            self.backlog.drain(self.link, self.settings.reissue_window,
+                               until=started + 0.9 * self.settings.period)
 
     # ---- helpers
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from agent.protocol.model import Edition, ParameterId
 from agent.protocol.session import ClientTiming, TerminalConfig, TerminalHandler, next_serial
 from agent.uplink.tcp import AgentHandler, TlsConfig
 from sim.fleet.lite import LiteVehicle, iccid_for, vin_for
-from sim.fleet.locust_link import ClockSeededSerialStore, Outcome, Target, VehicleLink, parse_target
+from sim.fleet.locust_link import Backlog, ClockSeededSerialStore, Outcome, Target, VehicleLink, parse_target
 from sim.fleet.locust_options import Settings, SlotAllocator, Stage, parse_stages, stage_at
 from sim.platform.server import PlatformServer, ServerConfig
 from tests.uplink.test_tcp_tls import make_pki
@@ -281,9 +282,10 @@ def test_settings_from_parsed_options() -> None:
     ns = SimpleNamespace(period=2.0, edition="2025", vin_prefix="LTBOXA", seed=5, vin_offset=10,
                          vins_per_worker=100, heartbeat=0.0, ack_timeout=3.0, realtime_ack="silent",
                          scenario="alarm-burst", ca_file=None, client_cert=None, client_key=None,
-                         server_name=None)
+                         server_name=None, backlog=10, reissue_window=2)
     s = Settings.from_namespace(ns)
     assert (s.period, s.edition, s.require_ack, s.scenario) == (2.0, Edition.E2025, False, "alarm-burst")
+    assert (s.backlog, s.reissue_window) == (10, 2)
     assert s.vin_index(0, 0) == 10 and s.vin_index(3, 7) == 317
     with pytest.raises(ConfigError) as err:
         s.vin_index(1, 100)
@@ -295,7 +297,7 @@ def test_settings_from_parsed_options() -> None:
     ("period", 0.5, "period"), ("vin_prefix", "ltbox", "vin-prefix"),
     ("vin_prefix", "A" * 13, "vin-prefix"), ("vin_offset", -1, "vin-offset"),
     ("vins_per_worker", 0, "vins-per-worker"), ("heartbeat", 300.0, "heartbeat"),
-    ("ack_timeout", 0.0, "ack-timeout"),
+    ("ack_timeout", 0.0, "ack-timeout"), ("backlog", -1, "backlog"), ("reissue_window", 0, "reissue-window"),
 ])
 def test_bad_settings_name_the_option(name: str, value: Any, key: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -348,3 +350,106 @@ def test_nothing_outside_the_locust_user_imports_locust() -> None:
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent'))\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+# ---- the backlog: kept while offline, reissued after the next login
+
+
+def reports_from(vin: str, start: datetime, n: int) -> list[Any]:
+    vehicle = LiteVehicle(vin, 11, Edition.E2016, start)
+    out = []
+    for k in range(n):
+        vehicle.step(1.0)
+        out.append(vehicle.report(start + timedelta(seconds=k)))
+    return out
+
+
+def stored(platform: Platform, vin: str) -> list[tuple[int, str | None]]:
+    """The (command, collection time) of every realtime/reissue frame the platform stored for ``vin``."""
+    if platform.loop.is_running():
+        async def commit() -> None:
+            platform.server.db.commit()
+
+        platform.call(commit())
+    with contextlib.closing(sqlite3.connect(platform.config.db_path)) as con:
+        rows = con.execute("SELECT command, collected FROM frames WHERE vin = ? AND command IN (2, 3) "
+                           "ORDER BY id", (vin,))
+        return [(int(c), t) for c, t in rows]
+
+
+def test_backlog_keeps_the_newest_and_counts_the_dropped() -> None:
+    got: list[Outcome] = []
+    backlog = Backlog(3, got.append)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    reports = reports_from("LTBOXBKL000000001", start, 5)
+    for r in (reports[0], reports[2], reports[1], reports[3], reports[4]):  # one out of order
+        backlog.keep(r)
+    assert [r.time for r in backlog.reports] == [r.time for r in reports[2:]]
+    assert backlog.dropped == 2 and [(o.name, o.ok) for o in got] == [("backlog_full", False)] * 2
+    none = Backlog(0, got.append)
+    none.keep(reports[0])
+    assert len(none) == 0 and none.dropped == 1
+
+
+def test_backlog_is_reissued_oldest_first_after_a_platform_restart(
+        platform_factory: Callable[..., Platform]) -> None:
+    first = platform_factory(reply_realtime=True)
+    got: list[Outcome] = []
+    link = make_link(first.port, got, index=20)
+    backlog = Backlog(100, got.append)
+    assert link.connect()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    reports = reports_from(link.vin, start, 12)
+    for r in reports[:3]:
+        assert link.send_realtime(r).ok
+    first.stop()  # the platform goes away: what the vehicle collects now is kept
+    wait_until(lambda: not link.logged_in)
+    for r in reports[3:9]:
+        backlog.keep(r)
+    assert backlog.drain(link, 4) == 0 and len(backlog) == 6  # nothing goes out over a dead link
+    link.close(logout=False)
+
+    second = platform_factory(reply_realtime=True)
+    link = make_link(second.port, got, index=20)
+    assert link.connect()
+    assert backlog.drain(link, 4) == 6 and len(backlog) == 0
+    for r in reports[9:]:
+        assert link.send_realtime(r).ok
+    link.close()
+    reissues = [o for o in got if o.name == "reissue"]
+    assert len(reissues) == 6 and all(o.ok and o.size > 0 for o in reissues), reissues
+    assert all(o.ok for o in got), [o for o in got if not o.ok]
+    iso = [r.time.isoformat() for r in reports]
+    assert [t for _, t in stored(first, link.vin)] == iso[:3]
+    assert stored(second, link.vin) == [(3, t) for t in iso[3:9]] + [(2, t) for t in iso[9:]]
+
+
+def test_uploads_unconfirmed_when_the_link_drops_go_back_to_the_backlog(
+        platform_factory: Callable[..., Platform]) -> None:
+    silent = platform_factory(reply_realtime=False)  # Annex B: a correct upload gets no reply
+    got: list[Outcome] = []
+    link = make_link(silent.port, got, index=21, reply_timeout=5.0)
+    backlog = Backlog(100, got.append)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    reports = reports_from(link.vin, start, 5)
+    for r in reports:
+        backlog.keep(r)
+    assert link.connect()
+    stopper = threading.Timer(0.5, silent.stop)  # while the first window waits for its replies
+    stopper.start()
+    try:
+        assert backlog.drain(link, 3) == 0
+    finally:
+        stopper.join(WAIT)
+    assert [r.time for r in backlog.reports] == [r.time for r in reports]  # all kept, in order
+    lost = [o for o in got if o.name == "reissue"]
+    assert len(lost) == 3 and all(o.unconfirmed and not o.ok for o in lost), lost
+    link.close(logout=False)
+
+    acking = platform_factory(reply_realtime=True)
+    link = make_link(acking.port, got, index=21)
+    assert link.connect()
+    assert backlog.drain(link, 3) == 5 and not backlog
+    link.close()
+    iso = [r.time.isoformat() for r in reports]
+    assert [t for _, t in stored(acking, link.vin)] == iso
