@@ -39,6 +39,7 @@ from agent.protocol.model import (
     VehicleState,
 )
 from agent.protocol.session import beijing_date
+from sim.platform.strict import block_ok
 
 log = logging.getLogger(__name__)
 
@@ -384,16 +385,19 @@ def check_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Viol
 
 
 def check_values(edition: Edition, report: RealtimeReport) -> list[Violation]:
-    """Out-of-range values and undefined codes: each block is re-encoded with the strict encoder; then
-    sentinels of the wrong width."""
-    out: list[Violation] = check_sentinel_widths(edition, report)
-    try:  # the common case in one call; blocks are encoded independently, so only a failure needs the
-        encode_info_blocks(edition, report.blocks, options=_STRICT)  # per-block pass that names each one
-    except (ProtocolError, ValueError, TypeError, OverflowError):
-        pass
-    else:
-        return out
+    """Out-of-range values and undefined codes — what the strict encoder refuses, block by block — and
+    sentinels of the wrong width. Blocks the fast value test (``strict.block_ok``) passes are not
+    encoded; the others are, with the strict encoder, which names the field."""
+    return check_sentinel_widths(edition, report) + strict_violations(edition, report)
+
+
+def strict_violations(edition: Edition, report: RealtimeReport) -> list[Violation]:
+    """What the strict encoder refuses in each block, named by field (blocks the fast value test passes
+    are not encoded)."""
+    out: list[Violation] = []
     for block in report.blocks:
+        if block_ok(edition, block):
+            continue
         try:
             encode_info_blocks(edition, [block], options=_STRICT)
         except ProtocolError as exc:
@@ -600,6 +604,7 @@ __all__ = [
     "check_values",
     "hv_off_window",
     "power_on",
+    "strict_violations",
     "unit_counts",
     "vehicle_block",
 ]
