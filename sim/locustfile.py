@@ -7,7 +7,8 @@
 
 One Locust user is one vehicle (``sim.fleet.locust_user.Gbt32960Vehicle``); its options (--period,
 --edition, --vin-prefix, --seed, --vin-offset, --vins-per-worker, --heartbeat, --ack-timeout,
---realtime-ack, --scenario, TLS files) are listed by ``locust -f sim/locustfile.py --help``.
+--realtime-ack, --backlog, --reissue-window, --scenario, TLS files) are listed by
+``locust -f sim/locustfile.py --help``.
 docs/fleet.md, "Distributed runs with Locust", explains VIN uniqueness, shapes and limits.
 """
 

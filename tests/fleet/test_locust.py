@@ -9,8 +9,10 @@ import csv
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,9 +36,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_platform(db: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    cmd = [sys.executable, "-m", "agent.cli", "platform", "serve", "--listen", "127.0.0.1:0", "--db", str(db),
-           "--reply-realtime", "--report-period", "2", "--heartbeat", "1", "--seconds", "90"]
+def start_platform(db: Path, log: Path, port: int = 0) -> tuple[subprocess.Popen[bytes], int]:
+    cmd = [sys.executable, "-m", "agent.cli", "platform", "serve", "--listen", f"127.0.0.1:{port}", "--db",
+           str(db), "--reply-realtime", "--report-period", "2", "--heartbeat", "1", "--seconds", "90"]
     err = log.open("wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 20
@@ -138,6 +140,58 @@ def test_master_and_two_workers_drive_one_fleet(tmp_path: Path) -> None:
         assert v["violations"] == {}, (vin, v["violations"])
         assert v["frames"].get("0x01", 0) >= 1 and v["realtime"] >= 2, (vin, v)
         assert v["frames"].get("0x04", 0) == 1, (vin, v["frames"])  # logged out once when stopped
+    assert returncode == 0
+
+
+@pytest.mark.timeout(120)
+def test_vehicles_reissue_what_they_collected_while_the_platform_was_down(tmp_path: Path) -> None:
+    need_locust()
+    users, prefix = 3, "LTBXLCTB"
+    db = tmp_path / "platform.db"
+    platform, port = start_platform(db, tmp_path / "platform.log")
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users), "-r", "10",
+           "--run-time", "12s", "--stop-timeout", "10", "--loglevel", "INFO", "--host",
+           f"tcp://127.0.0.1:{port}", "--period", "2", "--heartbeat", "1", "--ack-timeout", "3",
+           "--vin-prefix", prefix, "--reissue-window", "2", "--csv", str(tmp_path / "outage"),
+           "--only-summary"]
+    err = (tmp_path / "locust.err").open("wb")
+    locust = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        time.sleep(4.0)  # Locust starts, the vehicles log in and report
+        stop(platform)  # the outage: the vehicles keep what they collect
+        time.sleep(3.0)
+        platform, _ = start_platform(db, tmp_path / "platform2.log", port)  # same port, same database
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            locust.wait(60)
+    finally:
+        stop(locust, signal.SIGTERM)
+        stop(platform)
+        err.close()
+    log = (tmp_path / "locust.err").read_text(errors="replace")
+    assert locust.returncode is not None
+    rows = stats(tmp_path / "outage_stats.csv")
+    reissue = rows.get("reissue")
+    assert reissue is not None and int(reissue["Request Count"]) >= users, (rows, log[-3000:])
+    assert int(reissue["Failure Count"]) == 0, (tmp_path / "outage_failures.csv").read_text()
+    assert "backlog_full" not in rows and "backlog_left" not in rows, rows
+    assert int(rows["login"]["Failure Count"]) >= 1  # refused while the platform was down
+    # every report a vehicle collected is at the platform: realtime or reissued, each second once
+    pattern = r"(LTBXLCTB\w+): collected (\d+) reports, 0 dropped from the backlog, 0 not reissued"
+    collected = {m.group(1): int(m.group(2)) for m in re.finditer(pattern, log)}
+    assert sorted(collected) == [vin_for(k, prefix) for k in range(users)], log[-3000:]
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        for vin, n in collected.items():
+            rows_at = con.execute("SELECT command, collected FROM frames WHERE vin = ? AND command IN (2, 3) "
+                                  "AND response = 254", (vin,)).fetchall()
+            seconds = {t for _, t in rows_at}
+            assert len(seconds) == n, (vin, n, sorted(rows_at))
+            assert any(c == 3 for c, _ in rows_at), (vin, rows_at)
+        stored_reissues = con.execute("SELECT COUNT(*) FROM frames WHERE command = 3 AND vin LIKE ?",
+                                      (prefix + "%",)).fetchone()[0]
+    assert stored_reissues >= int(reissue["Request Count"]) - int(reissue["Failure Count"])
+    returncode, vins = platform_summary(db)
+    for vin, v in vins.items():
+        assert v["violations"] == {}, (vin, v["violations"])
     assert returncode == 0
 
 
