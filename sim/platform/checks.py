@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from agent.protocol.codec import CodecOptions, encode_info_blocks
 from agent.protocol.errors import ProtocolError
@@ -235,14 +236,19 @@ def check_silence(gap: float, limits: Limits) -> list[Violation]:
 
 def vehicle_block(report: RealtimeReport) -> VehicleData | VehicleData2025 | None:
     """The whole-vehicle block (0x01) of a report, if any."""
-    return next((b for b in report.blocks if isinstance(b, VehicleData | VehicleData2025)), None)
+    for b in report.blocks:
+        if b.__class__ is VehicleData or b.__class__ is VehicleData2025:
+            return b
+    return None
 
 
 def alarm_level(report: RealtimeReport) -> int | None:
     """The highest alarm level of a report (None: no alarm block or a sentinel)."""
     for b in report.blocks:
-        if isinstance(b, Alarm | Alarm2025) and not isinstance(b.max_level, Special):
-            return int(b.max_level)
+        if b.__class__ is Alarm or b.__class__ is Alarm2025:
+            level = b.max_level
+            if not isinstance(level, Special):
+                return int(level)
     return None
 
 
@@ -293,10 +299,15 @@ def check_report(state: VinState, command: int, edition: Edition, report: Realti
 def unit_counts(report: RealtimeReport) -> tuple[int, ...] | None:
     """Cells per subsystem (2016 0x08) / units per pack (2025 0x07), None without such a block."""
     for b in report.blocks:
-        if isinstance(b, CellVoltages) and not isinstance(b.subsystems, Special):
-            return tuple(r.cell_count if isinstance(r.cell_count, int) else -1 for r in b.subsystems)
-        if isinstance(b, ParallelUnitVoltages) and not isinstance(b.packs, Special):
-            return tuple(len(p.cell_voltages) for p in b.packs)
+        cls = b.__class__
+        if cls is CellVoltages:
+            subs: Any = b.subsystems  # type: ignore[union-attr]
+            if not isinstance(subs, Special):
+                return tuple([r.cell_count if isinstance(r.cell_count, int) else -1 for r in subs])
+        elif cls is ParallelUnitVoltages:
+            packs = b.packs  # type: ignore[union-attr]
+            if not isinstance(packs, Special):
+                return tuple([len(p.cell_voltages) for p in packs])
     return None
 
 
@@ -321,34 +332,6 @@ _NARROW_WORD = {0xFE: "0x00FE", 0xFF: "0x00FF"}  # a BYTE sentinel written into 
 _NARROW_DWORD = {0xFE: "0x000000FE", 0xFF: "0x000000FF", 0xFFFE: "0x0000FFFE", 0xFFFF: "0x0000FFFF"}
 
 
-_OffsetField = tuple[str, int | None, str, object, float, float, bool]
-
-
-def _offset_fields(edition: Edition, report: RealtimeReport) -> list[_OffsetField]:
-    """(block, index, attribute, value, offset, scale, dword) of every offset-coded field of a report:
-    physical value = raw × scale − offset, so a raw value near 0 is the far negative end of the range."""
-    current = 3000.0 if edition == Edition.E2025 else 1000.0
-    out: list[_OffsetField] = []
-    for b in report.blocks:
-        if isinstance(b, VehicleData | VehicleData2025):
-            out.append(("vehicle", None, "total_current", b.total_current, current, 0.1, False))
-        elif isinstance(b, CellVoltages) and not isinstance(b.subsystems, Special):
-            out += [("voltages", i, "current", r.current, current, 0.1, False)
-                    for i, r in enumerate(b.subsystems)]
-        elif isinstance(b, ParallelUnitVoltages) and not isinstance(b.packs, Special):
-            out += [("packs", i, "current", p.current, current, 0.1, False) for i, p in enumerate(b.packs)]
-        elif isinstance(b, DriveMotors) and not isinstance(b.motors, Special):
-            for i, m in enumerate(b.motors):
-                out += [("motors", i, "speed", m.speed, 20000.0, 1.0, False),
-                        ("motors", i, "torque", m.torque, 2000.0, 0.1, False),
-                        ("motors", i, "controller_current", m.controller_current, 1000.0, 0.1, False)]
-        elif isinstance(b, DriveMotors2025) and not isinstance(b.motors, Special):
-            for i, m2 in enumerate(b.motors):
-                out += [("motors", i, "speed", m2.speed, 32000.0, 1.0, False),
-                        ("motors", i, "torque", m2.torque, 20000.0, 0.1, True)]
-    return out
-
-
 def check_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Violation]:
     """Sentinels of the wrong width (spec §3.3: FE/FF sized to the field, "use the sentinels of the
     field's width"), flagged where the raw value cannot be a real reading:
@@ -363,25 +346,69 @@ def check_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Viol
     Narrow sentinels in plain unsigned fields (speed 0x00FF = 25.5 km/h, mileage, voltages) are real
     readings and are not flagged."""
     out: list[Violation] = []
-    for b in report.blocks:
-        if isinstance(b, Location | Location2025):
+    blocks = report.blocks
+    for b in blocks:
+        if b.__class__ is Location or b.__class__ is Location2025:
             for name, value in (("longitude", b.longitude), ("latitude", b.latitude)):
                 if not isinstance(value, Special) and round(abs(value) * 1e6) in _NARROW_DWORD:
                     wire_value = _NARROW_DWORD[round(abs(value) * 1e6)]
                     out.append(Violation("sentinel_width", f"location.{name} is {wire_value}: a narrower "
                                                            "sentinel in a DWORD (want 0xFFFFFFFE/F)"))
-    for block, index, attr, reading, offset, scale, dword in _offset_fields(edition, report):
-        # narrow sentinels are raw ≤ 0xFFFF: only readings that low need the exact test
-        if not isinstance(reading, int | float) or reading > 0x10000 * scale - offset:
+    current = 3000.0 if edition == Edition.E2025 else 1000.0
+    for b in blocks:
+        fields = _OFFSET_FIELDS.get(b.__class__)
+        if fields is None:
             continue
-        raw = round((reading + offset) / scale)
-        narrow = _NARROW_DWORD if dword else _NARROW_WORD
-        if raw in narrow:
-            name = f"{block}.{attr}" if index is None else f"{block}[{index}].{attr}"
-            want = "0xFFFFFFFE/F" if dword else "0xFFFE/0xFFFF"
-            kind = "narrower sentinel in a DWORD" if dword else "BYTE sentinel in a WORD"
-            out.append(Violation("sentinel_width", f"{name} is {narrow[raw]}: a {kind} (want {want})"))
+        if fields:  # a block with the readings itself (vehicle)
+            items: Sequence[object] = (b,)
+            index: int | None = None
+        else:  # a list of records
+            listed = getattr(b, _LISTS[b.__class__])
+            if isinstance(listed, Special):
+                continue
+            items = listed
+            index = 0
+        block = _BLOCK_NAMES[b.__class__]
+        for i, item in enumerate(items):
+            for attr, offset, scale, dword in fields or _ITEM_FIELDS[b.__class__]:
+                reading = getattr(item, attr)
+                if offset == 0.0:
+                    offset = current
+                # narrow sentinels are raw ≤ 0xFFFF: only readings that low need the exact test
+                if reading.__class__ is not float and reading.__class__ is not int \
+                        and not isinstance(reading, int | float):
+                    continue
+                if reading > 0x10000 * scale - offset:
+                    continue
+                raw = round((reading + offset) / scale)
+                narrow = _NARROW_DWORD if dword else _NARROW_WORD
+                if raw in narrow:
+                    name = f"{block}.{attr}" if index is None else f"{block}[{i}].{attr}"
+                    want = "0xFFFFFFFE/F" if dword else "0xFFFE/0xFFFF"
+                    kind = "narrower sentinel in a DWORD" if dword else "BYTE sentinel in a WORD"
+                    reason = f"{name} is {narrow[raw]}: a {kind} (want {want})"
+                    out.append(Violation("sentinel_width", reason))
     return out
+
+
+#: offset-coded readings (attribute, offset — 0.0: the edition's current offset —, scale, DWORD) of the
+#: blocks that carry them directly, or, with an empty tuple here, of their records (``_ITEM_FIELDS``)
+_OFFSET_FIELDS: dict[type, tuple[tuple[str, float, float, bool], ...]] = {
+    VehicleData: (("total_current", 0.0, 0.1, False),),
+    VehicleData2025: (("total_current", 0.0, 0.1, False),),
+    CellVoltages: (), ParallelUnitVoltages: (), DriveMotors: (), DriveMotors2025: (),
+}
+_ITEM_FIELDS: dict[type, tuple[tuple[str, float, float, bool], ...]] = {
+    CellVoltages: (("current", 0.0, 0.1, False),),
+    ParallelUnitVoltages: (("current", 0.0, 0.1, False),),
+    DriveMotors: (("speed", 20000.0, 1.0, False), ("torque", 2000.0, 0.1, False),
+                  ("controller_current", 1000.0, 0.1, False)),
+    DriveMotors2025: (("speed", 32000.0, 1.0, False), ("torque", 20000.0, 0.1, True)),
+}
+_LISTS = {CellVoltages: "subsystems", ParallelUnitVoltages: "packs", DriveMotors: "motors",
+          DriveMotors2025: "motors"}
+_BLOCK_NAMES = {VehicleData: "vehicle", VehicleData2025: "vehicle", CellVoltages: "voltages",
+                ParallelUnitVoltages: "packs", DriveMotors: "motors", DriveMotors2025: "motors"}
 
 
 def check_values(edition: Edition, report: RealtimeReport) -> list[Violation]:
@@ -425,6 +452,10 @@ def check_consistency(edition: Edition, report: RealtimeReport, limits: Limits) 
                 reason = f"crankshaft at {b.crankshaft_speed} r/min in EV mode"
                 out.append(Violation("crankshaft_in_ev", reason))
     for block in report.blocks:
+        cls = block.__class__
+        if cls is not Alarm2025 and cls is not Alarm and cls is not CellVoltages \
+                and cls is not ParallelUnitVoltages:
+            continue  # none of the rules below
         if isinstance(block, Alarm2025):
             out += _alarm_2025(block)
         elif isinstance(block, Alarm) and not isinstance(block.max_level, Special):

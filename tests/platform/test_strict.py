@@ -16,14 +16,22 @@ from agent.protocol import codec
 from agent.protocol.codec import CodecOptions, encode_info_blocks
 from agent.protocol.errors import ProtocolError
 from agent.protocol.model import (
+    CellVoltages,
     CustomBlock,
+    DriveMotors,
+    DriveMotors2025,
     Edition,
     Frame,
     FuelCell,
     FuelCellStacks,
+    Location,
+    Location2025,
+    ParallelUnitVoltages,
     RealtimeReport,
     Special,
     Supercapacitor,
+    VehicleData,
+    VehicleData2025,
 )
 from sim.platform import checks
 from sim.platform.checks import Violation
@@ -136,3 +144,72 @@ def test_odd_values_in_every_field_never_pass_what_the_encoder_refuses() -> None
                 rep = dataclasses.replace(report, blocks=(mutant,))
                 assert checks.strict_violations(edition, rep) == reference_strict(edition, rep)
     assert checked > 1000 and passed > 100  # both outcomes were exercised
+
+
+# --------------------------------------------------------------------------- sentinel widths
+
+
+def reference_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Violation]:
+    """check_sentinel_widths as it was (isinstance chains, a list of every offset-coded field)."""
+    out: list[Violation] = []
+    narrow_word = {0xFE: "0x00FE", 0xFF: "0x00FF"}
+    narrow_dword = {0xFE: "0x000000FE", 0xFF: "0x000000FF", 0xFFFE: "0x0000FFFE", 0xFFFF: "0x0000FFFF"}
+    for b in report.blocks:
+        if isinstance(b, Location | Location2025):
+            for name, value in (("longitude", b.longitude), ("latitude", b.latitude)):
+                if not isinstance(value, Special) and round(abs(value) * 1e6) in narrow_dword:
+                    out.append(Violation("sentinel_width", f"location.{name} is "
+                                         f"{narrow_dword[round(abs(value) * 1e6)]}: a narrower sentinel in a "
+                                         "DWORD (want 0xFFFFFFFE/F)"))
+    current = 3000.0 if edition == Edition.E2025 else 1000.0
+    fields: list[tuple[str, int | None, str, Any, float, float, bool]] = []
+    for b in report.blocks:
+        if isinstance(b, VehicleData | VehicleData2025):
+            fields.append(("vehicle", None, "total_current", b.total_current, current, 0.1, False))
+        elif isinstance(b, CellVoltages) and not isinstance(b.subsystems, Special):
+            fields += [("voltages", i, "current", r.current, current, 0.1, False)
+                       for i, r in enumerate(b.subsystems)]
+        elif isinstance(b, ParallelUnitVoltages) and not isinstance(b.packs, Special):
+            fields += [("packs", i, "current", p.current, current, 0.1, False) for i, p in enumerate(b.packs)]
+        elif isinstance(b, DriveMotors) and not isinstance(b.motors, Special):
+            for i, m in enumerate(b.motors):
+                fields += [("motors", i, "speed", m.speed, 20000.0, 1.0, False),
+                           ("motors", i, "torque", m.torque, 2000.0, 0.1, False),
+                           ("motors", i, "controller_current", m.controller_current, 1000.0, 0.1, False)]
+        elif isinstance(b, DriveMotors2025) and not isinstance(b.motors, Special):
+            for i, m2 in enumerate(b.motors):
+                fields += [("motors", i, "speed", m2.speed, 32000.0, 1.0, False),
+                           ("motors", i, "torque", m2.torque, 20000.0, 0.1, True)]
+    for block, index, attr, reading, offset, scale, dword in fields:
+        if not isinstance(reading, int | float) or reading > 0x10000 * scale - offset:
+            continue
+        raw = round((reading + offset) / scale)
+        narrow = narrow_dword if dword else narrow_word
+        if raw in narrow:
+            name = f"{block}.{attr}" if index is None else f"{block}[{index}].{attr}"
+            want = "0xFFFFFFFE/F" if dword else "0xFFFE/0xFFFF"
+            kind = "narrower sentinel in a DWORD" if dword else "BYTE sentinel in a WORD"
+            out.append(Violation("sentinel_width", f"{name} is {narrow[raw]}: a {kind} (want {want})"))
+    return out
+
+
+def _narrow(width: int, off: int, div: int) -> st.SearchStrategy[float]:
+    """Readings whose raw value is a narrow sentinel (or next to one) — the values the test flags."""
+    raws = [0xFD, 0xFE, 0xFF, 0x100, 0xFFFD, 0xFFFE, 0xFFFF, 0x10000][: 8 if width == 4 else 4]
+    return st.sampled_from(raws).map(lambda r: (r - off) / div)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.sampled_from([E16, E25]).flatmap(lambda e: st.tuples(st.just(e), strategies.realtime(e))),
+       _narrow(2, 10000, 10), _narrow(2, 20000, 1))
+def test_sentinel_widths_as_before(case: tuple[Edition, RealtimeReport], current: float,
+                                   speed: float) -> None:
+    edition, report = case
+    blocks = list(report.blocks)
+    for i, b in enumerate(blocks):  # some readings right on the narrow sentinels
+        if isinstance(b, VehicleData | VehicleData2025):
+            blocks[i] = dataclasses.replace(b, total_current=current)
+        elif isinstance(b, DriveMotors) and isinstance(b.motors, tuple) and b.motors:
+            blocks[i] = DriveMotors((dataclasses.replace(b.motors[0], speed=int(speed)), *b.motors[1:]))
+    report = dataclasses.replace(report, blocks=tuple(blocks))
+    assert checks.check_sentinel_widths(edition, report) == reference_sentinel_widths(edition, report)
