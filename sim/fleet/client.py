@@ -272,17 +272,19 @@ class FleetVehicle(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(bytes(raw))
 
-    def _flush(self, now: float) -> None:
+    def _flush(self, now: float) -> bool:
+        """Write what the session has to send; True when there was something."""
         data = self.session.data_to_send()
         if not data:
-            return
+            return False
         if self.transport is None or self.transport.is_closing():
             self.stats.counters["unsent_bytes"] += len(data)
-            return
+            return True
         sent = self.stats.sent
         for kind in frame_kinds(data):
             sent[kind] += 1
         self.transport.write(data)
+        return True
 
     def _handle(self, events: list[Event], now: float, *,
                 sent: tuple[Command, RealtimeReport] | None = None, drain: bool = True) -> None:
@@ -294,8 +296,9 @@ class FleetVehicle(asyncio.Protocol):
                 self._event(ev, now)
         if drain and self.backlog:
             self._drain(now)
-        self._flush(now)
-        self.fleet.schedule_tick(self)
+        wrote = self._flush(now)
+        if wrote or sent is not None or any(ev.__class__ is not UploadDelivered for ev in events):
+            self.fleet.schedule_tick(self)  # else no deadline moved earlier: an acknowledgement only
 
     def _event(self, ev: Event, now: float) -> None:
         stats = self.stats
