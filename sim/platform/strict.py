@@ -12,6 +12,7 @@ compares both on generated reports, out-of-range values included).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -189,8 +190,46 @@ def _alarm(e25: bool) -> _Check:
     return ok
 
 
+def _array_ok(values: Any, table: dict[object, int], types: frozenset[type], hi: int,
+              sentinel_from: int) -> bool:
+    """``codec._strict_fast(...) is not None`` (the strict encoder's own fast path for value arrays),
+    with the range test done by ``max`` unless a value lies above ``hi``."""
+    try:
+        if not set(map(type, values)) <= types:
+            return False
+        raws = list(map(table.__getitem__, values))
+    except (KeyError, TypeError):
+        return False
+    if not raws or max(raws) <= hi:
+        return True
+    return not any(hi < r < sentinel_from for r in raws)
+
+
+_NUMBERS = frozenset((float, int))
+
+
 def _millivolts(cells: Any) -> bool:
-    return _codec._strict_fast(cells, _MV_TABLE, _codec._MV_TYPES, 60000, 0xFFFE) is not None
+    """Cell voltages the strict encoder takes: plain numbers, all finite and within 0..60 V (each then
+    encodes as round(v × 1000) ≤ 60000, on the 0.001 V grid or not), tested with C-level min/max/sum and
+    no lookup per value; anything else (sentinels among them) goes through the encoder's own fast path."""
+    try:
+        if cells and set(map(type, cells)) <= _NUMBERS and min(cells) >= 0 and max(cells) <= 60.0 \
+                and math.isfinite(sum(cells)):  # a NaN may hide from min/max, never from the sum
+            return True
+    except (TypeError, OverflowError):
+        pass
+    return _array_ok(cells, _MV_TABLE, _codec._MV_TYPES, 60000, 0xFFFE)
+
+
+_INTS = frozenset((int,))
+
+
+def _temperatures_ok(temps: Any) -> bool:
+    """Probe temperatures the strict encoder takes: ints within −40..210 °C (raw 0..250); else, e.g. with
+    sentinels, the encoder's own fast path."""
+    if temps and set(map(type, temps)) == _INTS and min(temps) >= -40 and max(temps) <= 210:
+        return True
+    return _array_ok(temps, _codec._TEMP_ENC, _codec._TEMP_TYPES, 250, 0xFE)
 
 
 def _cells_2016(b: Any) -> bool:
@@ -239,7 +278,7 @@ def _temperatures(lo: int, hi: int) -> _Check:
                 continue
             if temps.__class__ is not tuple or len(temps) >= 0xFFFE:
                 return False
-            if _codec._strict_fast(temps, _codec._TEMP_ENC, _codec._TEMP_TYPES, 250, 0xFE) is None:
+            if not _temperatures_ok(temps):
                 return False
         return True
     return ok

@@ -109,7 +109,9 @@ def test_typical_reports_take_the_fast_path() -> None:
 ODD: tuple[Any, ...] = (None, True, -1, 0, 1, 2, 3, 4, 31, 32, 100, 101, 250, 253, 254, 255, 256, 0xFFFD,
                         0xFFFE, 0xFFFF, 65531, 65532, 60001, 2**32, -1.5, 0.05, 0.1234567, 1e12, math.nan,
                         math.inf, -math.inf, 180.000001, -90.5, 90.000001, 3.6, "3", Special.ABNORMAL,
-                        Special.INVALID, (), (1,), (1.5,), (-1,), (2**32,), (True,))
+                        Special.INVALID, (), (1,), (1.5,), (-1,), (2**32,), (True,), (math.nan, 1.0),
+                        (1.0, math.nan), (math.inf,), (1e308, 1e308), (60.0004,), (60.001,), (-0.0, 3.6),
+                        (-40, 210), (-41,), (211,), (3.6, Special.ABNORMAL), (27, Special.INVALID), (27.0,))
 
 
 def _mutations(block: Any) -> list[Any]:
