@@ -139,6 +139,12 @@ class PlatformDB:
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open platform database: {exc}") from exc
         self._in_tx = False
+        # frames and violations are buffered and inserted with one executemany per commit; their ids are
+        # assigned here (one writer per database: the server)
+        self._frames: list[tuple[Any, ...]] = []
+        self._violations: list[tuple[Any, ...]] = []
+        self._frame_id = self._max_id("frames")
+        self._violation_id = self._max_id("violations")
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
 
@@ -177,6 +183,12 @@ class PlatformDB:
             self._checkpointer = None
             self.conn.execute("PRAGMA wal_autocheckpoint=1000")
 
+    def _max_id(self, table: str) -> int:
+        try:
+            return int(self.conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read the {table} table: {exc}") from exc
+
     def close(self) -> None:
         self.commit()
         self.stop_checkpointer()
@@ -189,8 +201,38 @@ class PlatformDB:
             self.conn.execute("BEGIN")
             self._in_tx = True
 
+    def flush(self) -> None:
+        """Insert the buffered frames and violations (one statement each, all or nothing; on an error they
+        stay buffered for the next attempt)."""
+        if not self._frames and not self._violations:
+            return
+        self._begin()
+        try:
+            self.conn.execute("SAVEPOINT flush")
+            try:
+                if self._frames:
+                    self.conn.executemany(
+                        "INSERT INTO frames (id, conn, received_at, vin, edition, command, response,"
+                        " collected, alarm_level, raw, reply, decodable, decoded)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        self._frames)
+                if self._violations:
+                    self.conn.executemany(
+                        "INSERT INTO violations (id, frame_id, vin, kind, reason, at) VALUES (?,?,?,?,?,?)",
+                        self._violations)
+            except sqlite3.Error:
+                self.conn.execute("ROLLBACK TO flush")
+                raise
+            finally:
+                self.conn.execute("RELEASE flush")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot store {len(self._frames)} frames: {exc}") from exc
+        self._frames.clear()
+        self._violations.clear()
+
     def commit(self) -> None:
         """Commit what was written since the last commit (the server group-commits every 30 ms)."""
+        self.flush()
         if self._in_tx:
             try:
                 self.conn.execute("COMMIT")
@@ -201,26 +243,20 @@ class PlatformDB:
     def add_frame(self, *, conn: int, received_at: datetime, vin: str, edition: int, command: int,
                   response: int, collected: datetime | None, alarm_level: int | None, raw: bytes,
                   reply: bytes | None, decodable: bool, decoded: Any) -> int:
-        """Store one received frame; returns its id."""
-        self._begin()
-        try:
-            cur = self.conn.execute(
-                "INSERT INTO frames (conn, received_at, vin, edition, command, response, collected,"
-                " alarm_level, raw, reply, decodable, decoded) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (conn, iso(received_at), vin, edition, command, response,
-                 iso(collected) if collected is not None else None, alarm_level, raw.hex().upper(),
-                 reply.hex().upper() if reply else None, int(decodable),
-                 json.dumps(decoded, ensure_ascii=False) if decoded is not None else None),
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot store a frame: {exc}") from exc
-        return int(cur.lastrowid or 0)
+        """Store one received frame (buffered until ``flush``/``commit``); returns its id."""
+        self._frame_id += 1
+        self._frames.append(
+            (self._frame_id, conn, iso(received_at), vin, edition, command, response,
+             iso(collected) if collected is not None else None, alarm_level, raw.hex().upper(),
+             reply.hex().upper() if reply else None, int(decodable),
+             json.dumps(decoded, ensure_ascii=False) if decoded is not None else None))
+        return self._frame_id
 
     def add_violation(self, frame_id: int | None, vin: str, kind: str, reason: str, at: datetime) -> None:
-        """Record one violation (``frame_id`` None: not tied to one frame, e.g. a silence)."""
-        self._begin()
-        self.conn.execute("INSERT INTO violations (frame_id, vin, kind, reason, at) VALUES (?,?,?,?,?)",
-                          (frame_id, vin, kind, reason, iso(at)))
+        """Record one violation (``frame_id`` None: not tied to one frame, e.g. a silence); buffered like
+        the frames."""
+        self._violation_id += 1
+        self._violations.append((self._violation_id, frame_id, vin, kind, reason, iso(at)))
 
     # ---- windows (alarm windows, 2025 post-HV-off windows)
 
@@ -274,6 +310,7 @@ class PlatformDB:
         collected at or after ``since``, plus the last one before it, in collection-time order."""
         base = ("SELECT collected, alarm_level, id FROM frames WHERE vin = ? AND command IN (2, 3)"
                 " AND response = 254 AND decodable = 1 AND collected IS NOT NULL")
+        self.flush()
         text = iso(since)
         rows = self.conn.execute(base + " AND collected < ? ORDER BY collected DESC LIMIT 1",
                                  (vin, text)).fetchall()
@@ -282,6 +319,7 @@ class PlatformDB:
 
     def has_report_between(self, vin: str, start: datetime, end: datetime) -> bool:
         """Whether the VIN has a decodable realtime/reissue report collected in [start, end]."""
+        self.flush()
         row = self.conn.execute(
             "SELECT 1 FROM frames WHERE vin = ? AND command IN (2, 3) AND response = 254 AND decodable = 1"
             " AND collected >= ? AND collected <= ? LIMIT 1", (vin, iso(start), iso(end))).fetchone()
@@ -318,6 +356,7 @@ class PlatformDB:
 
     def frames(self, vin: str | None = None) -> Iterator[FrameRow]:
         """Stored frames in arrival order (optionally one VIN's)."""
+        self.flush()
         sql = ("SELECT id, conn, received_at, vin, edition, command, response, collected, alarm_level, raw,"
                " reply, decodable, decoded FROM frames")
         args: tuple[Any, ...] = ()
@@ -330,6 +369,7 @@ class PlatformDB:
                            decoded)
 
     def violations_by_frame(self) -> dict[int | None, list[tuple[str, str]]]:
+        self.flush()
         out: dict[int | None, list[tuple[str, str]]] = {}
         for frame_id, kind, reason in self.conn.execute(
                 "SELECT frame_id, kind, reason FROM violations ORDER BY id"):
@@ -338,6 +378,7 @@ class PlatformDB:
 
     def violations(self, vin: str | None = None) -> list[tuple[int | None, str, str, str]]:
         """(frame id, VIN, kind, reason) of every recorded violation."""
+        self.flush()
         sql = "SELECT frame_id, vin, kind, reason FROM violations"
         if vin is not None:
             return list(self.conn.execute(sql + " WHERE vin = ? ORDER BY id", (vin,)))
@@ -346,6 +387,7 @@ class PlatformDB:
     def realtime_times(self, vin: str, limit: int | None = None) -> set[str]:
         """Collection times (ISO) this VIN already sent as realtime 0x02 (duplicate detection); with
         ``limit`` only the latest that many."""
+        self.flush()
         sql = ("SELECT collected FROM frames WHERE vin = ? AND command = 2 AND response = 254"
                " AND collected IS NOT NULL AND decodable = 1 ORDER BY collected DESC")
         if limit is not None:

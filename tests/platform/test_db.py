@@ -1,0 +1,35 @@
+"""PlatformDB's buffered writes: ids, reads see buffered rows, reopening continues the ids."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sim.platform.db import PlatformDB
+
+T = datetime(2026, 5, 1, 8, 0, 0, tzinfo=UTC)
+
+
+def _frame(db: PlatformDB, conn: int = 1) -> int:
+    return db.add_frame(conn=conn, received_at=T, vin="LTBOXTEST00000001", edition=2016, command=2,
+                        response=254, collected=T, alarm_level=None, raw=b"##\x02", reply=b"##\x02\x01",
+                        decodable=True, decoded=None)
+
+
+def test_buffered_rows_are_read_back_and_ids_continue_after_reopen(tmp_path: Path) -> None:
+    db = PlatformDB(tmp_path / "p.db")
+    first, second = _frame(db), _frame(db)
+    db.add_violation(second, "LTBOXTEST00000001", "time_skew", "late", T)
+    assert [r.id for r in db.frames()] == [first, second] == [1, 2]  # a read flushes the buffer
+    assert db.violations() == [(2, "LTBOXTEST00000001", "time_skew", "late")]
+    third = _frame(db)
+    db.add_violation(None, "LTBOXTEST00000001", "heartbeat", "silent", T)
+    db.close()  # commits the buffer
+    again = PlatformDB(tmp_path / "p.db")
+    assert [r.id for r in again.frames()] == [1, 2, third]
+    assert _frame(again) == third + 1
+    again.add_violation(third + 1, "LTBOXTEST00000001", "time_skew", "late", T)
+    again.commit()
+    assert [v[0] for v in again.violations()] == [2, None, third + 1]
+    assert again.frames().__next__().raw == "232302"
+    again.close()
