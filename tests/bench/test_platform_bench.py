@@ -19,12 +19,14 @@ Run a single point by hand: ``.venv/bin/python -m tests.bench.test_platform_benc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -365,6 +367,29 @@ async def saturation_load(port: int, n: int, window: int, templates: Templates, 
     return elapsed
 
 
+class WalWatch:
+    """Samples the size of the database's write-ahead log twice a second in a thread (``with``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            with contextlib.suppress(OSError):
+                self.peak = max(self.peak, self.path.stat().st_size)
+
+    def __enter__(self) -> WalWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -387,6 +412,7 @@ class Result:
     rss: int  # server peak RSS, bytes
     violations: dict[str, int]
     client_cpu: float = 0.0  # the load generator's CPU share over the same time
+    wal: int = 0  # largest size of the database's write-ahead log seen during the load, bytes
 
     @property
     def rate(self) -> float:
@@ -405,12 +431,13 @@ class Result:
         return (f"| {self.mode} | {self.connections} | {self.seconds:.0f} | {self.sent} | {self.stored} | "
                 f"{self.rate:,.0f} | {self.per_core:,.0f} | {self.p50 * 1000:.1f} | {self.p99 * 1000:.1f} | "
                 f"{self.cpu:.0%} | "
-                f"{self.rss / 2**20:.0f} | {verdict} |")
+                f"{self.rss / 2**20:.0f} | {self.wal / 2**20:.0f} | {verdict} |")
 
 
 TABLE_HEAD = ("| mode | connections | s | frames sent | stored | frames/s | frames per server CPU-s |"
-              " ack p50 ms | ack p99 ms | server CPU | server RSS MB | lossless, p99 < 100 ms |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|---|")
+              " ack p50 ms | ack p99 ms | server CPU | server RSS MB | WAL peak MB |"
+              " lossless, p99 < 100 ms |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def run_point(tmp: Path, mode: str, n: int, seconds: int, extra: list[str], window: int = 8) -> Result:
@@ -423,6 +450,7 @@ def run_point(tmp: Path, mode: str, n: int, seconds: int, extra: list[str], wind
         templates = Templates.build(seconds, now - timedelta(seconds=20))
     server = start_server(db, extra)
     stats = Stats()
+    wal = WalWatch(Path(f"{db}-wal"))
     try:
         cpu0 = server.cpu_seconds()
         w0 = time.monotonic()
@@ -433,7 +461,8 @@ def run_point(tmp: Path, mode: str, n: int, seconds: int, extra: list[str], wind
                 return await fleet_load(server.port, n, seconds, templates, stats)
             return await saturation_load(server.port, n, window, templates, stats)
 
-        elapsed = asyncio.run(main())
+        with wal:
+            elapsed = asyncio.run(main())
         wall = time.monotonic() - w0
         cpu = (server.cpu_seconds() - cpu0) / wall
         client_cpu = (time.process_time() - c0) / wall
@@ -444,7 +473,7 @@ def run_point(tmp: Path, mode: str, n: int, seconds: int, extra: list[str], wind
     counts = stored(db)
     result = Result(mode, n, elapsed, stats.sent, stats.acked, stats.errors, counts.get(Command.REALTIME, 0),
                     _pct(stats.latencies, 0.5), _pct(stats.latencies, 0.99), cpu, rss, violations(db),
-                    client_cpu)
+                    client_cpu, wal.peak)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     return result
