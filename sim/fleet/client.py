@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ALARM_PRE = timedelta(seconds=30)  # level ≥ 3: the samples before the fault point that must be reported
+ALARM_POST = timedelta(seconds=30)  # … and 1 s reporting until this long after the alarm's last second
 _KINDS = {0x01: "login", 0x02: "realtime", 0x03: "reissue", 0x04: "logout", 0x07: "heartbeat",
           0x08: "time_calibration", 0x09: "activation", 0x0B: "key_exchange"}
 
@@ -143,6 +145,12 @@ class FleetVehicle(asyncio.Protocol):
         self.collected = 0
         self.closing = False  # the fleet is shutting down: no reconnect
         self.online = False
+        #: level ≥ 3 alarms (scenario alarm-burst): unreported 1 s samples of the last 30 s
+        self.history: deque[EncodedReport] | None = None
+        if self.lite is not None and self.lite.scenario == "alarm-burst":
+            self.history = deque(maxlen=int(ALARM_PRE.total_seconds()))
+        self.alarm_until: datetime | None = None  # 1 s reporting until then (a level ≥ 3 alarm)
+        self.next_due: datetime | None = None  # the next collection reported at the report period
 
     # ---- clock
 
@@ -181,8 +189,14 @@ class FleetVehicle(asyncio.Protocol):
 
     # ---- the fleet's scheduler calls these
 
+    @property
+    def sample_period(self) -> float:
+        """Seconds between two collections: 1 s while the vehicle keeps a local 1 s history (level ≥ 3
+        alarms), else the report period."""
+        return 1.0 if self.history is not None else self.period
+
     def collect(self, now: float, wall: datetime) -> None:
-        """Report time (``wall``: the UTC time the fleet scheduled it for; the vehicle's clock skew is
+        """Collection time (``wall``: the UTC time the fleet scheduled it for; the vehicle's clock skew is
         added): advance the physics, build the report, send it as realtime or keep it."""
         if self.full is not None:
             self._collect_full(now, wall)
@@ -191,12 +205,17 @@ class FleetVehicle(asyncio.Protocol):
         if self.last_time is not None and t <= self.last_time:
             self.stats.counters["collect_skipped"] += 1  # never two reports of one second
             return
+        lite = self.lite
+        assert lite is not None
+        if self.last_time is None and self.history is not None:
+            self._prehistory(t)
         self.last_time = t
         dt = self.period if self.last_step is None else now - self.last_step
         self.last_step = now
-        assert self.lite is not None
-        self.lite.step(max(0.0, dt))
-        report = EncodedReport(t, data=self.lite.encode(t))
+        lite.step(max(0.0, dt))
+        report = EncodedReport(t, data=lite.encode(t))
+        if self.history is not None and not self._alarm_cadence(t, report, lite.alarm):
+            return  # kept in the local history only
         self.collected += 1
         self.stats.counters["collected"] += 1
         if self.session.logged_in and self.transport is not None:
@@ -205,6 +224,50 @@ class FleetVehicle(asyncio.Protocol):
                 self._send_malformed(report)  # after the good copy: its error reply then matches nothing
         else:
             self._keep(report)
+
+    def _alarm_cadence(self, t: datetime, report: EncodedReport, level: int) -> bool:
+        """The level ≥ 3 alarm rule on a 1 s sample (spec §6, 2025 §4.1): at a fault point, the samples of
+        the 30 s before it that were not reported go out as reissue; while the alarm lasts and 30 s after,
+        every sample is reported; otherwise every ``period``. True: report this sample as realtime."""
+        history = self.history
+        assert history is not None
+        if level >= 3:
+            if self.alarm_until is None or t > self.alarm_until:  # a fault point
+                for old in history:
+                    if old.time >= t - ALARM_PRE:
+                        self.collected += 1
+                        self.stats.counters["collected"] += 1
+                        self.stats.counters["alarm_prehistory"] += 1
+                        self._keep(old)  # reissued (0x03) oldest first
+                history.clear()
+            self.alarm_until = t + ALARM_POST
+        in_alarm = self.alarm_until is not None and t <= self.alarm_until
+        due = self.next_due is None or t >= self.next_due
+        if due:
+            self.next_due = t + timedelta(seconds=max(1, round(self.period)))
+        if in_alarm or due:
+            return True
+        history.append(report)
+        return False
+
+    def _prehistory(self, first: datetime) -> None:
+        """The 1 s samples the vehicle recorded before its first collection at ``first``, from 30 s before
+        the fleet's start (so any fault point of the run has its 30 s): physics stepped a second at a
+        time, each sample through the alarm rule, none reported as realtime (the vehicle was not on the
+        air yet: what the rule wants reported goes out as reissue)."""
+        lite = self.lite
+        assert lite is not None and self.history is not None
+        t = min(first, lite.start) - ALARM_PRE
+        self.next_due = first  # no sample before ``first`` is due at the report period
+        while t < first:
+            lite.step(1.0)
+            report = EncodedReport(t, data=lite.encode(t))
+            if self._alarm_cadence(t, report, lite.alarm):
+                self.collected += 1
+                self.stats.counters["collected"] += 1
+                self._keep(report)
+            t += timedelta(seconds=1)
+        self.next_due = None  # the first live collection is reported
 
     def _collect_full(self, now: float, wall: datetime) -> None:
         """Full fidelity: run the simulator and the agent's pipeline up to ``wall``; send what the agent

@@ -10,10 +10,11 @@ Per-vehicle memory is small: the per-cell/per-probe offsets come from a few shar
 random source is a 64-bit integer (splitmix64), not a ``random.Random``.
 
 Scenario ``alarm-burst``: from ``ALARM_BURST_START`` s after ``start`` (collection time) and then every
-``ALARM_BURST_PERIOD`` seconds the whole fleet raises a level-2 insulation alarm (resistance falls below
-500 Ω/V × pack voltage) for ``ALARM_BURST_SECONDS`` seconds; level 2 keeps the platform's level-3
-alarm-window rule out of play (the lite vehicle keeps no per-second history to reissue). Other scenario
-names are accepted and do not change the physics (they act on the link, see ``sim.fleet.runner``).
+``ALARM_BURST_PERIOD`` seconds the whole fleet raises a level-3 insulation alarm (resistance falls below
+500 Ω/V × pack voltage) for ``ALARM_BURST_SECONDS`` seconds. The level-3 reporting rule (the 30 s before
+each fault point as reissue, 1 s reports until 30 s after) is the fleet vehicle's job
+(``sim.fleet.client``), which samples every second in this scenario. Other scenario names are accepted
+and do not change the physics (they act on the link, see ``sim.fleet.runner``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ AUX_W: Final = 600.0
 ALARM_BURST_PERIOD: Final = 60.0
 ALARM_BURST_START: Final = 5.0
 ALARM_BURST_SECONDS: Final = 10.0
+ALARM_BURST_LEVEL: Final = 3  # level 3: the platform wants the 30 s before each fault point and 1 s after
 SCENARIOS: Final = ("login-storm", "outage", "duplicate-vin", "malformed", "silent", "slow", "alarm-burst",
                     "clock-skew")
 
@@ -315,12 +317,15 @@ class LiteVehicle:
         self.current = max(-300.0, min(450.0, (power + AUX_W) / voltage))
 
     def alarm_at(self, t: datetime) -> int:
-        """The alarm level at collection time ``t``: 2 inside an alarm burst (scenario ``alarm-burst``;
+        """The alarm level at collection time ``t``: 3 inside an alarm burst (scenario ``alarm-burst``;
         counted from ``start``, so every vehicle of a fleet is in the same burst at once), else 0."""
         if self.scenario != "alarm-burst":
             return 0
-        phase = (t - self.start).total_seconds() % ALARM_BURST_PERIOD
-        return 2 if ALARM_BURST_START <= phase < ALARM_BURST_START + ALARM_BURST_SECONDS else 0
+        since = (t - self.start).total_seconds()
+        if since < ALARM_BURST_START:
+            return 0
+        in_burst = ALARM_BURST_START <= since % ALARM_BURST_PERIOD < ALARM_BURST_START + ALARM_BURST_SECONDS
+        return ALARM_BURST_LEVEL if in_burst else 0
 
     # ---- reporting
 

@@ -282,7 +282,7 @@ class Fleet:
                     continue
                 self.lag.add(now - when if now > when else 0.0)
                 v.collect(now, self._wall0 + timedelta(seconds=when))
-                push(max(when + v.period, now + 0.001), COLLECT, v)
+                push(max(when + v.sample_period, now + 0.001), COLLECT, v)
             elif kind == TICK:
                 if v.tick_at != when:
                     continue  # superseded by an earlier deadline

@@ -164,14 +164,14 @@ def test_report_2025_blocks_and_alarm_burst() -> None:
     assert Temperatures in kinds
     assert DriveMotors2025 in kinds or car.mode == CHARGE
     alarm = next(b for b in rep.blocks if isinstance(b, Alarm2025))
-    assert int(alarm.max_level) == 2 and alarm.flag_levels[0].bit == 11
+    assert int(alarm.max_level) == 3 and alarm.flag_levels[0].bit == 11
     v = rep.blocks[0]
     assert isinstance(v, VehicleData2025) and isinstance(v.insulation_resistance, int)
     assert v.insulation_resistance < 0.5 * v.total_voltage  # < 500 Ω/V
     car.step(10)
     alarm = next(b for b in car.report(START + timedelta(seconds=16)).blocks if isinstance(b, Alarm2025))
     assert int(alarm.max_level) == 0
-    assert car.alarm_at(START + timedelta(seconds=66)) == 2  # the next burst, a minute after the first
+    assert car.alarm_at(START + timedelta(seconds=66)) == 3  # the next burst, a minute after the first
     assert LiteVehicle(vin_for(6), 6, Edition.E2025, START).alarm_at(START + timedelta(seconds=6)) == 0
 
 

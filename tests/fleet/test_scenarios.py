@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from agent.protocol.model import Edition
 from sim.fleet.runner import Fleet, FleetConfig, summary
 from sim.fleet.silent import SilentServer
+from sim.platform.checks import Limits, alarm_windows
 from sim.platform.cli import conformance_summary
 from sim.platform.server import PlatformServer, ServerConfig
 
@@ -19,7 +24,7 @@ def _run(db: Path, drain: float = 5.0, **kw: Any) -> tuple[dict[str, Any], Count
     async def go() -> dict[str, Any]:
         srv = PlatformServer(ServerConfig(port=0, db_path=str(db), reply_realtime=True))
         await srv.start()
-        cfg = FleetConfig(port=srv.port, period=1.0, drain=drain, progress=0, **kw)
+        cfg = FleetConfig(port=srv.port, drain=drain, progress=0, **{"period": 1.0, **kw})
         try:
             return summary(cfg, await Fleet(cfg).run())
         finally:
@@ -64,16 +69,32 @@ def test_clock_skew_is_seen_as_time_skew(tmp_path: Path) -> None:
     _no_loss(s)
 
 
-def test_alarm_burst_and_login_storm_are_clean(tmp_path: Path) -> None:
-    s, violations = _run(tmp_path / "a.db", vehicles=30, seconds=6.5, scenario="alarm-burst")
+@pytest.mark.parametrize("edition", [Edition.E2016, Edition.E2025])
+def test_alarm_burst_reports_every_level3_window(tmp_path: Path, edition: Edition) -> None:
+    """Level-3 bursts at a 5 s period: each vehicle reissues the unreported seconds of the 30 s before the
+    fault point and reports every second after it, so the platform finds every alarm window complete."""
+    db = tmp_path / "a.db"
+    s, violations = _run(db, vehicles=20, seconds=9.0, scenario="alarm-burst", period=5.0, edition=edition)
     assert violations == Counter()
-    con = sqlite3.connect(tmp_path / "a.db")
+    con = sqlite3.connect(db)
     try:
-        alarmed = {v for (v,) in con.execute("SELECT DISTINCT vin FROM frames WHERE alarm_level = 2")}
+        rows = con.execute("SELECT vin, collected, alarm_level, command FROM frames "
+                           "WHERE command IN (2, 3) AND response = 254").fetchall()
     finally:
         con.close()
-    assert len(alarmed) >= 25  # the burst hits (nearly) the whole fleet at once
+    by_vin: dict[str, list[tuple[datetime, int | None]]] = {}
+    for vin, collected, level, _ in rows:
+        by_vin.setdefault(vin, []).append((datetime.fromisoformat(collected), level))
+    assert len(by_vin) == 20
+    for vin, samples in by_vin.items():
+        windows = alarm_windows(samples, edition, Limits())
+        assert windows and all(not w.missing and w.span >= 31 for w in windows), vin  # 30 s before + onset
+    reissued = sum(1 for r in rows if r[3] == 3)  # the pre-alarm seconds, and what came before the login
+    assert s["frames_sent"]["reissue"] == reissued >= s["events"]["alarm_prehistory"] >= 20 * 24
     _no_loss(s)
+
+
+def test_login_storm_is_clean(tmp_path: Path) -> None:
     s, violations = _run(tmp_path / "b.db", vehicles=60, seconds=2.0, scenario="login-storm")
     assert violations == Counter() and s["logins"] == 60
     _no_loss(s)
