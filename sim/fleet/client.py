@@ -5,12 +5,16 @@ to the sans-I/O session, writes what the session wants sent, and turns session e
 fleet (``FleetStats``). It has no timers of its own: the fleet's one scheduler (``sim.fleet.runner``) calls
 ``collect`` at each report time and ``tick`` at ``session.next_deadline()``.
 
-Loss accounting: every report collected is either sent as realtime (0x02) at once when logged in, or kept
-in the in-memory backlog (at most ``backlog_limit`` reports; beyond that the oldest is dropped and counted
+Loss accounting: every report collected is either sent as realtime (0x02) at once when logged in and the
+link takes writes, or kept in the in-memory backlog (at most ``backlog_limit`` reports; beyond that the oldest is dropped and counted
 as ``dropped["backlog_full"]``). Once logged in, the backlog is reissued (0x03) oldest first with at most
 ``window`` uploads in flight. An upload whose fate the session cannot learn (link lost:
 ``UploadUnconfirmed``) goes back into the backlog; one the platform refuses for good (``UploadAbandoned``)
 is counted as ``dropped["abandoned"]``.
+
+Flow control: a transport holding more than ``WRITE_HIGH_WATER`` unsent bytes (a platform that reads
+slowly) pauses the vehicle (``pause_writing``): new reports go to the backlog, whose bound applies, and
+the backlog drains again on ``resume_writing`` — memory stays bounded however slow the platform is.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+WRITE_HIGH_WATER = 16 * 1024  # bytes a vehicle's transport may hold before it pauses the vehicle
 ALARM_PRE = timedelta(seconds=30)  # level ≥ 3: the samples before the fault point that must be reported
 ALARM_POST = timedelta(seconds=30)  # … and 1 s reporting until this long after the alarm's last second
 _KINDS = {0x01: "login", 0x02: "realtime", 0x03: "reissue", 0x04: "logout", 0x07: "heartbeat",
@@ -133,6 +138,7 @@ class FleetVehicle(asyncio.Protocol):
         self.malformed_every = malformed_every
         self.session = session_factory(self)
         self.transport: asyncio.Transport | None = None
+        self.paused = False  # the transport asked us to stop writing (pause_writing)
         self.backlog: deque[RealtimeReport] = deque()
         self.inflight: dict[tuple[int, datetime], tuple[RealtimeReport, float]] = {}
         self.tick_at: float | None = None
@@ -162,6 +168,8 @@ class FleetVehicle(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.paused = False
         self.connecting = False
         self.attempts = 0
         self.stats.counters["connections"] += 1
@@ -173,10 +181,22 @@ class FleetVehicle(asyncio.Protocol):
         now = self.fleet.now()
         self._handle(self.session.receive_data(data, now), now)
 
+    def pause_writing(self) -> None:
+        """The link's send buffer is full (a slow platform): keep new reports in the backlog until
+        ``resume_writing`` rather than in the transport."""
+        self.paused = True
+        self.stats.counters["write_paused"] += 1
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.backlog and self.transport is not None and self.session.logged_in:
+            self._handle([], self.fleet.now())
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.transport is None:
             return
         self.transport = None
+        self.paused = False
         self.fleet.connected -= 1
         self._offline()
         now = self.fleet.now()
@@ -218,7 +238,7 @@ class FleetVehicle(asyncio.Protocol):
             return  # kept in the local history only
         self.collected += 1
         self.stats.counters["collected"] += 1
-        if self.session.logged_in and self.transport is not None:
+        if self.session.logged_in and self.transport is not None and not self.paused:
             self._handle(self.session.send_realtime(report, now), now, sent=(Command.REALTIME, report))
             if self.malformed_every and self.collected % self.malformed_every == 0 and self.transport:
                 self._send_malformed(report)  # after the good copy: its error reply then matches nothing
@@ -307,7 +327,8 @@ class FleetVehicle(asyncio.Protocol):
     def _drain(self, now: float) -> None:
         window = self.fleet.config.window
         reissues = sum(1 for key in self.inflight if key[0] == Command.REISSUE)  # realtime does not count
-        while self.backlog and self.session.logged_in and self.transport is not None and reissues < window:
+        while (self.backlog and self.session.logged_in and self.transport is not None and not self.paused
+               and reissues < window):
             reissues += 1
             report = self.backlog.popleft()
             self._handle(self.session.send_reissue(report, now), now, sent=(Command.REISSUE, report),
