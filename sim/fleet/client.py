@@ -6,11 +6,11 @@ fleet (``FleetStats``). It has no timers of its own: the fleet's one scheduler (
 ``collect`` at each report time and ``tick`` at ``session.next_deadline()``.
 
 Loss accounting: every report collected is either sent as realtime (0x02) at once when logged in and the
-link takes writes, or kept in the in-memory backlog (at most ``backlog_limit`` reports; beyond that the oldest is dropped and counted
-as ``dropped["backlog_full"]``). Once logged in, the backlog is reissued (0x03) oldest first with at most
-``window`` uploads in flight. An upload whose fate the session cannot learn (link lost:
-``UploadUnconfirmed``) goes back into the backlog; one the platform refuses for good (``UploadAbandoned``)
-is counted as ``dropped["abandoned"]``.
+link takes writes, or kept in the in-memory backlog (at most ``backlog_limit`` reports; beyond that the
+oldest is dropped and counted as ``dropped["backlog_full"]``). Once logged in, the backlog is reissued
+(0x03) oldest first with at most ``window`` uploads in flight. An upload whose fate the session cannot
+learn (link lost: ``UploadUnconfirmed``) goes back into the backlog; one the platform refuses for good
+(``UploadAbandoned``) is counted as ``dropped["abandoned"]``.
 
 Flow control: a transport holding more than ``WRITE_HIGH_WATER`` unsent bytes (a platform that reads
 slowly) pauses the vehicle (``pause_writing``): new reports go to the backlog, whose bound applies, and

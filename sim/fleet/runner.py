@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import heapq
 import importlib
 import logging
@@ -325,6 +326,8 @@ class Fleet:
         self.started_at = datetime.now(UTC)
         self._wall0 = self.started_at - timedelta(seconds=t0)  # loop time -> UTC
         self._build(t0)
+        gc.collect()
+        gc.freeze()  # thousands of long-lived vehicles and sessions: keep them out of every collection
         self.collecting = True
         self._arm()
         stop = asyncio.Event()
@@ -359,6 +362,7 @@ class Fleet:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self.elapsed = self.now() - t0
+            gc.unfreeze()
         return self.result()
 
     # ---- results
