@@ -1,7 +1,7 @@
 """Fleet capacity: the largest fleet at a 1 s period that this machine sustains with ``tbox platform``
 running on the same machine — no report lost, acknowledged-frame p99 under 100 ms.
 
-Per size (``FLEET_BENCH_SIZES``, default 1000,2000,3000,4000,5000,7000,10000; stepping stops after the
+Per size (``FLEET_BENCH_SIZES``, default 2000,4000,6000,7000,8000,9000,10000; stepping stops after the
 first size that fails): a fresh ``tbox platform serve --reply-realtime --no-json`` subprocess, then
 ``tbox fleet --period 1 --seconds FLEET_BENCH_SECONDS (60) --processes FLEET_BENCH_PROCESSES (2)`` as a
 subprocess; the CPU time (utime + stime from /proc, children included) and the peak RSS of both process
@@ -28,7 +28,8 @@ from tests.bench.report import write_section
 pytestmark = pytest.mark.bench
 COMMAND = ".venv/bin/pytest -q -s -m bench tests/bench/test_fleet_bench.py"
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SIZES = "1000,2000,3000,4000,5000,7000,10000"
+DEFAULT_SIZES = "2000,4000,6000,7000,8000,9000,10000"
+STEADY_FROM = 15.0  # seconds after the fleet starts: built, logged in, reporting
 SIZES = [int(x) for x in os.environ.get("FLEET_BENCH_SIZES", DEFAULT_SIZES).split(",")]
 SECONDS = float(os.environ.get("FLEET_BENCH_SECONDS", "60"))
 PROCESSES = int(os.environ.get("FLEET_BENCH_PROCESSES", "2"))
@@ -122,6 +123,7 @@ def _start_sink() -> tuple[subprocess.Popen[str], int]:
 def _step(n: int, tmp: Path, *, sink: bool = False, seconds: float = SECONDS) -> dict[str, Any]:
     plat, port = _start_sink() if sink else _start_platform(tmp / f"p{n}.db")
     out = tmp / f"s{n}.json"
+    load = os.getloadavg()
     fleet = subprocess.Popen([sys.executable, "-m", "agent.cli", "fleet", "--vehicles", str(n), "--target",
                               f"127.0.0.1:{port}", "--seconds", str(seconds), "--period", "1", "--processes",
                               str(PROCESSES), "--drain", "20", "--progress", "0", "--out", str(out)],
@@ -129,10 +131,13 @@ def _step(n: int, tmp: Path, *, sink: bool = False, seconds: float = SECONDS) ->
     fm, pm = Meter(fleet.pid), Meter(plat.pid)
     f0, p0, t0 = fm.sample(), pm.sample(), time.monotonic()
     f1, p1, t1 = f0, p0, t0
+    steady: list[tuple[float, float, float]] = []  # (t, fleet CPU, platform CPU) while every vehicle reports
     limit = time.monotonic() + seconds + 120
     while fleet.poll() is None and time.monotonic() < limit:
         time.sleep(1.0)
         f1, p1, t1 = fm.sample(), pm.sample(), time.monotonic()
+        if STEADY_FROM <= t1 - t0 <= seconds:
+            steady.append((t1, f1, p1))
     if fleet.poll() is None:
         fleet.kill()
     fleet.wait(30)
@@ -148,32 +153,65 @@ def _step(n: int, tmp: Path, *, sink: bool = False, seconds: float = SECONDS) ->
     lost = r["generated"] - r["acked"]
     ack = s["latency_ms"]["ack"]
     fleet_cpu = 100.0 * (f1 - f0) / wall
+    if len(steady) >= 2:  # CPU per frame while all n vehicles report once a second (no start, no drain)
+        span = steady[-1][0] - steady[0][0]
+        fleet_us = 1e6 * (steady[-1][1] - steady[0][1]) / (n * span)
+        plat_us = 1e6 * (steady[-1][2] - steady[0][2]) / (n * span)
+    else:
+        fleet_us = plat_us = float("nan")
     return {
         "vehicles": n, "frames_per_s": s["frames_per_s"], "generated": r["generated"], "lost": lost,
         "ack_p50": ack["p50"], "ack_p99": ack["p99"], "login_p99": s["latency_ms"]["login"]["p99"],
         "fleet_cpu": fleet_cpu, "platform_cpu": 100.0 * (p1 - p0) / wall,
-        "vehicles_per_core": n / max(0.01, fleet_cpu / 100.0),
+        "fleet_us_per_frame": fleet_us, "platform_us_per_frame": plat_us,
+        "fleet_steady_cpu": fleet_us * n / 1e4, "platform_steady_cpu": plat_us * n / 1e4,
+        "vehicles_per_core": 1e6 / fleet_us if fleet_us == fleet_us and fleet_us > 0 else 0.0,
         "fleet_kib_per_vehicle": fm.peak_rss / n / 1024, "platform_kib_per_vehicle": pm.peak_rss / n / 1024,
         "failures": s["failures"], "lag_p99": s["scheduler_lag_ms"]["p99"], "ack_max": ack["max"],
-        "wal_mb": wal_mb,
+        "wal_mb": wal_mb, "load": load,
         "ok": lost == 0 and s["never_logged_in"] == 0 and ack["p99"] is not None
         and ack["p99"] < P99_LIMIT_MS,
     }
 
 
 HEAD = ("| Vehicles | frames/s | lost | ack p50 / p99 / max ms | login p99 ms | sched. lag p99 ms "
-        "| fleet CPU | platform CPU | vehicles per fleet core | fleet KiB/vehicle | platform KiB/vehicle "
-        "| pass |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
+        "| fleet CPU (steady) | platform CPU (steady) | fleet µs/frame | platform µs/frame "
+        "| vehicles per fleet core | fleet KiB/vehicle | platform KiB/vehicle | load before | pass |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(
         f"| {r['vehicles']:,} | {r['frames_per_s']:,.0f} | {r['lost']} | {r['ack_p50']} / {r['ack_p99']} / "
-        f"{r['ack_max']} | {r['login_p99']} | {r['lag_p99']} | {r['fleet_cpu']:.0f} % | "
-        f"{r['platform_cpu']:.0f} % | "
+        f"{r['ack_max']} | {r['login_p99']} | {r['lag_p99']} | {r['fleet_cpu']:.0f} % "
+        f"({r['fleet_steady_cpu']:.0f} %) | {r['platform_cpu']:.0f} % ({r['platform_steady_cpu']:.0f} %) | "
+        f"{r['fleet_us_per_frame']:.0f} | {r['platform_us_per_frame']:.0f} | "
         f"{r['vehicles_per_core']:,.0f} | {r['fleet_kib_per_vehicle']:.1f} | "
-        f"{r['platform_kib_per_vehicle']:.1f} | {'yes' if r['ok'] else 'no'} |" for r in rows)
+        f"{r['platform_kib_per_vehicle']:.1f} | {r['load'][0]:.1f} | {'yes' if r['ok'] else 'no'} |"
+        for r in rows)
+
+
+def _bottleneck(last: dict[str, Any]) -> str:
+    """What the last (largest) size shows, in words, from its figures."""
+    fleet, plat = last["fleet_steady_cpu"], last["platform_steady_cpu"]
+    cores = os.cpu_count() or 1
+    parts = [f"at {last['vehicles']:,} vehicles the fleet used {fleet:.0f} % and the platform {plat:.0f} % "
+             f"of a core while every vehicle reported ({last['fleet_us_per_frame']:.0f} and "
+             f"{last['platform_us_per_frame']:.0f} µs of CPU per frame, system time included)"]
+    if last["ok"]:
+        parts.append("it passed: the largest size tried")
+    elif fleet + plat >= 80 * cores:
+        parts.append(f"together {fleet + plat:.0f} % of the {cores} cores: the machine is full, and "
+                     "latency grows with the queues")
+    elif plat >= 85:
+        parts.append("the platform, one Python process, is at a full core")
+    elif fleet >= 85 * min(PROCESSES, cores):
+        parts.append("the fleet processes are at full cores")
+    else:
+        parts.append(f"neither side at a full core, yet acknowledgements stalled (p99 {last['ack_p99']} ms, "
+                     f"max {last['ack_max']} ms; platform write-ahead log {last['wal_mb']:,.0f} MB at the "
+                     "end)")
+    return "; ".join(parts)
 
 
 def test_fleet_capacity() -> None:
@@ -187,19 +225,7 @@ def test_fleet_capacity() -> None:
                 break
     best = max((r["vehicles"] for r in rows if r["ok"]), default=0)
     table = _table(rows)
-    last = rows[-1]
-    if last["platform_cpu"] >= 85:
-        bottleneck = "the platform: one Python process at a full core"
-    elif last["fleet_cpu"] >= 85 * min(PROCESSES, os.cpu_count() or 1):
-        bottleneck = "the fleet processes: at full cores"
-    else:
-        bottleneck = (f"on the platform side, though neither process is at a full core on average (fleet "
-                      f"{last['fleet_cpu']:.0f} %, platform {last['platform_cpu']:.0f} % of a core) and the "
-                      f"fleet's scheduler keeps time (lag p99 {last['lag_p99']} ms): acknowledgements stall "
-                      f"(max {last['ack_max']} ms) while the platform's SQLite write-ahead log grows to "
-                      f"{last['wal_mb']:,.0f} MB (group commits every 30 ms; every frame also updates the "
-                      "per-VIN index at a random page) — most likely behind those writes, with both cores "
-                      "busy")
+    bottleneck = _bottleneck(rows[-1])
     write_section(
         "Fleet capacity (tbox fleet vs tbox platform, one machine)",
         f"""`tbox fleet --period 1 --seconds {SECONDS:g} --processes {PROCESSES}` against `tbox platform serve
@@ -211,11 +237,11 @@ Stepping stops at the first size that fails.
 {HEAD}
 {table}
 
-**Largest fleet sustained: {best:,} vehicles** (target 10,000). At the last size the bottleneck is
-{bottleneck}. The fleet alone (against a minimal acknowledging platform) is in the next section.
-Where the fleet's own time goes (cProfile, docs/fleet.md "Cost"): encoding the frame in
-`agent.protocol.codec` (about half), building the report's frozen dataclasses, the session's upload
-tracking and the socket writes.""",
+**Largest fleet sustained: {best:,} vehicles** (target 10,000). {bottleneck[0].upper() + bottleneck[1:]}.
+*steady*: CPU while all vehicles report (from {STEADY_FROM:g} s after the fleet started to the end of
+its reporting, no start-up, logins or drain), also as µs of CPU per frame and side; *vehicles per fleet
+core* = 10⁶ / fleet µs per frame. The fleet alone (against a minimal acknowledging platform) is in the
+next section; where the time goes on each side: docs/fleet.md "Cost and capacity" and docs/platform.md.""",
         COMMAND,
     )
     assert rows and rows[0]["lost"] == 0
