@@ -545,7 +545,7 @@ class PlatformServer:
                        received: datetime) -> None:
         """Feed the alarm / post-HV-off windows (after the frame is stored: decisions query the DB)."""
         for ev in events:
-            if isinstance(ev, ReportReceived):
+            if ev.__class__ is ReportReceived or isinstance(ev, ReportReceived):
                 self.windows.on_report(ev.vin, frame_id, frame.edition, ev.report, level, received)
             elif isinstance(ev, VehicleLoggedOut):
                 t = getattr(frame.body, "time", None)
@@ -557,6 +557,13 @@ class PlatformServer:
         out: list[Violation] = []
         limits = self.config.limits
         for ev in events:
+            if ev.__class__ is ReportReceived:  # the common case first (no violation kind of its own)
+                if received is not None and frame is not None:
+                    rr: ReportReceived = ev
+                    out += checks.check_time(int(rr.command), rr.report.time, received, frame.edition, limits)
+                    out += checks.check_report(self._state(rr.vin), int(rr.command), frame.edition, rr.report,
+                                               limits)
+                continue
             v = _violation_kind(ev)
             if v is not None:
                 out.append(v)
