@@ -122,14 +122,12 @@ def test_read_rate_throttle_reaches_the_sender() -> None:
     assert 1000 <= read <= 1000 * 4, read  # ~2 s: two or three seconds of budget
 
 
-@pytest.mark.soak  # ~20 s: `pytest -m soak`
-@pytest.mark.xfail(strict=False, raises=AssertionError,
-                   reason="FleetVehicle writes whatever its window allows into the transport, however "
-                          "slowly the platform reads, until it honours pause_writing/resume_writing")
+@pytest.mark.soak  # ~10 s: `pytest -m soak`
 def test_fleet_buffering_stays_bounded_against_a_throttled_platform() -> None:
     # Loopback's kernel buffers take ~4 MB per connection before send() would block, so a vehicle
     # comes back with 16,000 reports in its backlog (4.4 h offline) and a window as large, to a
-    # platform reading 2 KB/s. (With the default window and a short --reply-timeout a long run gets
+    # platform reading 2 KB/s: without flow control (FleetVehicle honours pause_writing) ~5.5 MB
+    # piled up in its transport. (With the default window and a short --reply-timeout a long run gets
     # there too: each window is confirmed unanswered after the timeout and the next one written.)
     n = 16_000
     server = SlowServer(read_rate=2000, ack_delay=0.3)  # the login reply comes after the backlog is in
@@ -167,7 +165,7 @@ def test_fleet_buffering_stays_bounded_against_a_throttled_platform() -> None:
             await server.stop()
     s, most = asyncio.run(go())
     assert s["reports"]["unaccounted"] == 0, s
-    assert most <= 1024 * 1024, f"{most} bytes held in one vehicle's transport"
+    assert most <= 256 * 1024, f"{most} bytes held in one vehicle's transport"  # 16.6 KB measured
 
 
 def test_command_line_names_bad_options_and_serves() -> None:
