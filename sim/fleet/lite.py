@@ -413,41 +413,35 @@ class LiteVehicle:
         gear = (_GEAR_DRIVE | (self.torque > 0) << 5 | (self.torque < 0) << 4) if driving else _GEAR_PARK
         speed, mileage, soc = round(s.speed * 10), round(s.mileage * 10), s.soc
         lon, lat, status = _coordinates(s.longitude, s.latitude)
-        parts = [_time_bytes(s.time)]
+        r_current = round(s.current * 10)
         if self.edition is Edition.E2025:
-            parts.append(_V25.pack(0x01, state, cstate, _ELECTRIC, speed, mileage, r_pack_v,
-                                   round(s.current * 10) + 30000, soc, dcdc, gear, s.insulation))
-            if not charging:
-                parts.append(self._motors_bytes(True, s.pack_v, s.current))
-            parts.append(_L25.pack(0x05, status, _WGS84, lon, lat))
-            if self.alarm:
-                parts.append(_A25_ON.pack(0x06, self.alarm, _INSULATION_FLAG, 1, _INSULATION_BIT, self.alarm))
-            else:
-                parts.append(_A25_OFF)
-            parts.append(_P25.pack(0x07, 1, 1, r_pack_v, round(s.current * 10) + 30000, self.n_cells))
-            parts.append(spread.encoded(s.base_mv))
+            head = _V25.pack(0x01, state, cstate, _ELECTRIC, speed, mileage, r_pack_v, r_current + 30000, soc,
+                             dcdc, gear, s.insulation)
+            motors = b"" if charging else self._motors_bytes(True, s.pack_v, s.current)
+            alarm = (_A25_ON.pack(0x06, self.alarm, _INSULATION_FLAG, 1, _INSULATION_BIT, self.alarm)
+                     if self.alarm else _A25_OFF)
+            tail = _L25.pack(0x05, status, _WGS84, lon, lat) + alarm + _P25.pack(
+                0x07, 1, 1, r_pack_v, r_current + 30000, self.n_cells)
+            temps = _T25
         else:
             accel, brake = self._pedals()
-            parts.append(_V16.pack(0x01, state, cstate, _ELECTRIC, speed, mileage, r_pack_v,
-                                   round(s.current * 10) + 10000, soc, dcdc, gear, s.insulation, accel,
-                                   brake))
-            if not charging:
-                parts.append(self._motors_bytes(False, s.pack_v, s.current))
-            parts.append(_L16.pack(0x05, status, lon, lat))
-            mv_hi = round((s.base_mv + spread.offsets[spread.hi]) / 1000.0 * 1000)  # as the codec rounds
-            mv_lo = round((s.base_mv + spread.offsets[spread.lo]) / 1000.0 * 1000)  # the cell's value
-            temps_hi = s.pack_temp + probes.offsets[probes.hi] + 40
-            temps_lo = s.pack_temp + probes.offsets[probes.lo] + 40
-            parts.append(_X16.pack(0x06, 1, spread.hi + 1, mv_hi, 1, spread.lo + 1, mv_lo, 1, probes.hi + 1,
-                                   temps_hi, 1, probes.lo + 1, temps_lo))
-            parts.append(_A16.pack(0x07, self.alarm, _INSULATION_FLAG if self.alarm else 0))
-            parts.append(_C16.pack(0x08, 1, 1, r_pack_v, round(s.current * 10) + 10000, self.n_cells, 1,
-                                   self.n_cells))
-            parts.append(spread.encoded(s.base_mv))
-        parts.append(_T16 if self.edition is Edition.E2016 else _T25)
-        parts.append(_COUNT.pack(self.n_probes))
-        parts.append(probes.encoded(s.pack_temp))
-        return b"".join(parts)
+            head = _V16.pack(0x01, state, cstate, _ELECTRIC, speed, mileage, r_pack_v, r_current + 10000, soc,
+                             dcdc, gear, s.insulation, accel, brake)
+            motors = b"" if charging else self._motors_bytes(False, s.pack_v, s.current)
+            base_mv, base_t = s.base_mv, s.pack_temp
+            cells_hi, cells_lo = spread.hi, spread.lo
+            # the extremes are the cells' values (mV / 1000) re-scaled as the codec does, and the probes'
+            tail = _L16_X16_A16_C16.pack(
+                0x05, status, lon, lat,
+                0x06, 1, cells_hi + 1, round((base_mv + spread.offsets[cells_hi]) / 1000.0 * 1000), 1,
+                cells_lo + 1, round((base_mv + spread.offsets[cells_lo]) / 1000.0 * 1000), 1, probes.hi + 1,
+                base_t + probes.offsets[probes.hi] + 40, 1, probes.lo + 1,
+                base_t + probes.offsets[probes.lo] + 40,
+                0x07, self.alarm, _INSULATION_FLAG if self.alarm else 0,
+                0x08, 1, 1, r_pack_v, r_current + 10000, self.n_cells, 1, self.n_cells)
+            temps = _T16
+        return b"".join((_time_bytes(s.time), head, motors, tail, spread.encoded(s.base_mv), temps,
+                         _COUNT.pack(self.n_probes), probes.encoded(s.pack_temp)))
 
     def _pedals(self) -> tuple[int, int]:
         if self.mode != DRIVE:
@@ -527,6 +521,8 @@ _P25: Final = struct.Struct(">BBBHHH")  # 0x07: one pack head + its unit count W
 _T16: Final = bytes((0x09, 1, 1))  # temperatures: type, one subsystem, its number; then the probe count
 _T25: Final = bytes((0x08, 1, 1))
 _COUNT: Final = struct.Struct(">H")
+#: 2016 0x05 location, 0x06 extremes, 0x07 alarm and the 0x08 head in one pack (they always follow 0x02)
+_L16_X16_A16_C16: Final = struct.Struct(">" + "".join(x.format[1:] for x in (_L16, _X16, _A16, _C16)))
 _A25_OFF: Final = struct.pack(">BBI4xB", 0x06, 0, 0, 0)
 _STARTED, _STOPPED = int(VehicleState.STARTED), int(VehicleState.STOPPED)
 _PARKED_CHARGING = int(ChargingState.PARKED_CHARGING)
