@@ -77,6 +77,7 @@ PLATFORM_ADDRESS_PARAMETERS = frozenset(
 _DEDUPE_SIZE = 64
 _DECODE_BUGS = (ValueError, IndexError, KeyError, TypeError, struct.error)
 _UPLOAD_TRACK_LIMIT = 4096
+_SETTLED_LIMIT = 4096  # uploads settled without a reply that are remembered for late replies
 _MAX_BARRIERS = 32  # unanswered heartbeats tracked as delivery barriers
 
 
@@ -731,6 +732,9 @@ class _ClientSession(_Base):
         self.heartbeat_misses = 0
         self._logout_deadline: float | None = None
         self._uploads: OrderedDict[tuple[int, str, datetime], _Upload] = OrderedDict()
+        #: uploads settled without their reply (timeout, delivery barrier), newest last: a late reply to one
+        #: of them must not be taken for the reply to another pending upload (see ``_find_upload``)
+        self._settled: OrderedDict[tuple[int, str, datetime], None] = OrderedDict()
         self._seq = 0  # uploads written so far (incl. resends)
         #: _seq when each unanswered heartbeat was written, oldest first (replies come in order)
         self._barriers: deque[int] = deque()
@@ -797,6 +801,7 @@ class _ClientSession(_Base):
         """The transport lost the link: pending uploads become unconfirmed; wait for connection_made."""
         self.connected = False
         events = self._drop_uploads()
+        self._settled.clear()  # no reply of the lost link can arrive on the next one
         self._login_deadline = self._login_retry_at = None
         self._heartbeat_deadline = self._logout_deadline = None
         self._on_link_down()
@@ -924,11 +929,18 @@ class _ClientSession(_Base):
         for key, up in list(self._uploads.items()):
             if up.seq <= barrier and up.confirm_at is not None:
                 del self._uploads[key]
+                self._settle_unanswered(up)
                 events.append(UploadDelivered(up.command, up.time, False, up.vin))
         if (self._since_barrier and not self._barriers and self.timing.barrier_after
                 and self.state is ClientState.ONLINE):  # the last barrier is back: cover the tail
             self._send_heartbeat(now)
         return events
+
+    def _settle_unanswered(self, up: _Upload) -> None:
+        """Remember an upload settled without its reply (bounded)."""
+        self._settled[(int(up.command), up.vin, up.time)] = None
+        if len(self._settled) > _SETTLED_LIMIT:
+            self._settled.popitem(last=False)
 
     def _find_upload(self, command: int, vin: str, body: object) -> _Upload | None:
         t = _time_of(body)
@@ -936,7 +948,10 @@ class _ClientSession(_Base):
             up = self._uploads.get((command, vin, t))
             if up is not None:
                 return up
-        # no (matching) time: the oldest pending upload of that command (L = 0 replies)
+            if (command, vin, t) in self._settled:
+                return None  # a late reply to an upload already settled by its timeout or a barrier
+        # no (matching) time: the oldest pending upload of that command (L = 0 replies, and platforms
+        # that put their own time in the reply)
         for up in self._uploads.values():
             if int(up.command) == command and up.vin == vin:
                 return up
@@ -1055,6 +1070,7 @@ class _ClientSession(_Base):
         for key, up in list(self._uploads.items()):
             if up.confirm_at is not None and now >= up.confirm_at:
                 del self._uploads[key]
+                self._settle_unanswered(up)
                 events.append(UploadDelivered(up.command, up.time, False, up.vin))
             elif up.resend_at is not None and now >= up.resend_at:
                 self._out += up.data

@@ -516,6 +516,29 @@ def test_replies_match_by_time() -> None:
     assert events == [UploadDelivered(Command.REISSUE, a.time, True, VIN)]
 
 
+def test_late_reply_to_an_upload_settled_by_timeout_is_not_taken_for_a_newer_one() -> None:
+    # a slow platform answers after the reply timeout: the late success names the first upload's time,
+    # which is no longer pending; it must not settle the second (pending) upload as acknowledged
+    rig = Rig(heartbeat_interval=None)
+    rig.login()
+    a = rig.report(-1)
+    rig.term.send_realtime(a, rig.now)
+    assert rig.at(30) == [UploadDelivered(Command.REALTIME, a.time, False, VIN)]
+    b = rig.report()
+    rig.term.send_realtime(b, rig.now)
+    assert rig.feed(Command.REALTIME, ResponseFlag.SUCCESS, TimeOnly(a.time)) == []
+    assert rig.term.pending_uploads == 1
+    assert rig.feed(Command.REALTIME, ResponseFlag.SUCCESS, TimeOnly(b.time)) == [
+        UploadDelivered(Command.REALTIME, b.time, True, VIN)]
+    # a reply with a time of no upload at all (a platform that puts its own time in) still matches the
+    # oldest pending upload, as before
+    c = rig.report(1)
+    rig.term.send_realtime(c, rig.now)
+    other = TimeOnly(c.time + timedelta(seconds=7))
+    assert rig.feed(Command.REALTIME, ResponseFlag.SUCCESS, other) == [
+        UploadDelivered(Command.REALTIME, c.time, True, VIN)]
+
+
 def test_signature_error_2025_is_not_resent() -> None:
     rig = Rig(Edition.E2025)
     rig.login()
