@@ -59,6 +59,10 @@ def register(subparsers: Any) -> None:
                    help="flag reports missing vehicle, location, alarm, voltage, temperature or motor data")
     s.add_argument("--no-json", action="store_true",
                    help="do not store decoded JSON of plain frames (dump decodes them from the raw bytes)")
+    s.add_argument("--fsync", action="store_true",
+                   help="checkpoint the database with fsync once a second (safe on power loss; the "
+                        "write-ahead log grows under continuous load, and each fsync stalls commits); "
+                        "default: right after each commit, without fsync (see docs/platform.md)")
     s.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds (default: run until ^C)")
     s.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                    help="event loop: uvloop when installed (auto, the default), or force one")
@@ -116,7 +120,7 @@ def run_serve(args: argparse.Namespace) -> int:
                                  require_info_types=args.require_info_types)
     config = ServerConfig(
         host=host, port=port, db_path=args.db, edition_reply=args.edition_reply, ack=ack[args.ack],
-        reply_realtime=args.reply_realtime, store_json=not args.no_json,
+        reply_realtime=args.reply_realtime, store_json=not args.no_json, fsync=args.fsync,
         vins=load_vins(args.vins) if args.vins else None,
         keys=load_keys(args.keys) if args.keys else {}, duplicate_vin=args.duplicate_vin,
         before_login=BeforeLogin(args.before_login), heartbeat_interval=args.heartbeat, limits=limits,

@@ -91,6 +91,7 @@ class ServerConfig:
     ack: ResponseForm = ResponseForm.TIME_ONLY
     reply_realtime: bool = False
     store_json: bool = True  # False: plain frames' JSON is rendered by `dump` from the raw bytes (faster)
+    fsync: bool = False  # True: checkpoints fsync once a second (power-loss safe; the WAL grows under load)
     vins: frozenset[str] | None = None  # None: any VIN may log in
     keys: dict[str, VinKeys] = field(default_factory=dict)
     duplicate_vin: str = "close-old"  # close-old (Annex B: drop the old session) | refuse (flag 0x03)
@@ -272,7 +273,7 @@ class PlatformServer:
 
             raise TransportError(f"cannot listen on {self.config.host}:{self.config.port}: {exc}") from exc
         self.port = self._server.sockets[0].getsockname()[1]
-        self.db.start_checkpointer()
+        self.db.start_checkpointer(fsync=self.config.fsync)
         self._poller = asyncio.create_task(self._poll_commands())
         log.info("platform listening on %s:%d", self.config.host, self.port)
 

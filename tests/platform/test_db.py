@@ -56,3 +56,18 @@ def test_the_log_restarts_while_commits_keep_coming(tmp_path: Path) -> None:
     assert max(sizes[-100:]) < written / 4, (max(sizes), written)
     assert len(list(db.frames())) == 8000
     db.close()
+
+
+def test_fsync_checkpoints_run_on_their_clock(tmp_path: Path) -> None:
+    """``fsync=True``: checkpoints once per interval, synced; every frame is still there."""
+    db = PlatformDB(tmp_path / "p.db")
+    db.start_checkpointer(interval=0.05, fsync=True)
+    try:
+        for i in range(20):
+            _frame(db, conn=i)
+            db.commit()
+            time.sleep(0.01)
+    finally:
+        db.stop_checkpointer()
+    assert len(list(db.frames())) == 20
+    db.close()
