@@ -122,7 +122,7 @@ def vehicle_frame(template: bytes, lon_at: int, vin: bytes, i: int, k: int) -> b
     buf = bytearray(template)
     buf[4:21] = vin
     buf[_SPEED:_SPEED + 2] = (300 + (i * 37 + k * 3) % 900).to_bytes(2, "big")
-    buf[_MILEAGE:_MILEAGE + 4] = (100000 + i * 1009 + k).to_bytes(4, "big")
+    buf[_MILEAGE:_MILEAGE + 4] = (100000 + i * 1009 % 5_000_000 + k).to_bytes(4, "big")  # ≤ 9,999,999
     buf[_CURRENT:_CURRENT + 2] = (10000 + (i * 13 + k * 7) % 2000).to_bytes(2, "big")
     buf[lon_at:lon_at + 4] = (_LON + i * 10 + k).to_bytes(4, "big")
     buf[lon_at + 4:lon_at + 8] = (31230416 + i * 7 + k).to_bytes(4, "big")
