@@ -350,35 +350,36 @@ def check_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Viol
     for b in blocks:
         if b.__class__ is Location or b.__class__ is Location2025:
             for name, value in (("longitude", b.longitude), ("latitude", b.latitude)):
-                if not isinstance(value, Special) and round(abs(value) * 1e6) in _NARROW_DWORD:
+                # a narrow sentinel is a raw magnitude ≤ 0xFFFF: |value| ≤ 0.065535°
+                if not isinstance(value, Special) and abs(value) < 0.07 \
+                        and round(abs(value) * 1e6) in _NARROW_DWORD:
                     wire_value = _NARROW_DWORD[round(abs(value) * 1e6)]
                     out.append(Violation("sentinel_width", f"location.{name} is {wire_value}: a narrower "
                                                            "sentinel in a DWORD (want 0xFFFFFFFE/F)"))
-    current = 3000.0 if edition == Edition.E2025 else 1000.0
+    table = _OFFSET_FIELDS[edition == Edition.E2025]
     for b in blocks:
-        fields = _OFFSET_FIELDS.get(b.__class__)
-        if fields is None:
+        entry = table.get(b.__class__)
+        if entry is None:
             continue
-        if fields:  # a block with the readings itself (vehicle)
-            items: Sequence[object] = (b,)
-            index: int | None = None
+        block, listed, fields = entry
+        items: Sequence[object]
+        index: int | None = None
+        if listed is None:  # the block carries the readings itself (vehicle)
+            items = (b,)
         else:  # a list of records
-            listed = getattr(b, _LISTS[b.__class__])
-            if isinstance(listed, Special):
+            value = getattr(b, listed)
+            if isinstance(value, Special):
                 continue
-            items = listed
+            items = value
             index = 0
-        block = _BLOCK_NAMES[b.__class__]
         for i, item in enumerate(items):
-            for attr, offset, scale, dword in fields or _ITEM_FIELDS[b.__class__]:
+            for attr, offset, scale, dword, threshold in fields:
                 reading = getattr(item, attr)
-                if offset == 0.0:
-                    offset = current
                 # narrow sentinels are raw ≤ 0xFFFF: only readings that low need the exact test
-                if reading.__class__ is not float and reading.__class__ is not int \
-                        and not isinstance(reading, int | float):
-                    continue
-                if reading > 0x10000 * scale - offset:
+                if reading.__class__ is float or reading.__class__ is int:
+                    if reading > threshold:
+                        continue
+                elif not isinstance(reading, int | float) or reading > threshold:
                     continue
                 raw = round((reading + offset) / scale)
                 narrow = _NARROW_DWORD if dword else _NARROW_WORD
@@ -391,24 +392,28 @@ def check_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Viol
     return out
 
 
-#: offset-coded readings (attribute, offset — 0.0: the edition's current offset —, scale, DWORD) of the
-#: blocks that carry them directly, or, with an empty tuple here, of their records (``_ITEM_FIELDS``)
-_OFFSET_FIELDS: dict[type, tuple[tuple[str, float, float, bool], ...]] = {
-    VehicleData: (("total_current", 0.0, 0.1, False),),
-    VehicleData2025: (("total_current", 0.0, 0.1, False),),
-    CellVoltages: (), ParallelUnitVoltages: (), DriveMotors: (), DriveMotors2025: (),
-}
-_ITEM_FIELDS: dict[type, tuple[tuple[str, float, float, bool], ...]] = {
-    CellVoltages: (("current", 0.0, 0.1, False),),
-    ParallelUnitVoltages: (("current", 0.0, 0.1, False),),
-    DriveMotors: (("speed", 20000.0, 1.0, False), ("torque", 2000.0, 0.1, False),
-                  ("controller_current", 1000.0, 0.1, False)),
-    DriveMotors2025: (("speed", 32000.0, 1.0, False), ("torque", 20000.0, 0.1, True)),
-}
-_LISTS = {CellVoltages: "subsystems", ParallelUnitVoltages: "packs", DriveMotors: "motors",
-          DriveMotors2025: "motors"}
-_BLOCK_NAMES = {VehicleData: "vehicle", VehicleData2025: "vehicle", CellVoltages: "voltages",
-                ParallelUnitVoltages: "packs", DriveMotors: "motors", DriveMotors2025: "motors"}
+_Reading = tuple[str, float, float, bool, float]  # attribute, offset, scale, DWORD, highest narrow reading
+
+
+def _readings(edition_current: float) -> dict[type, tuple[str, str | None, tuple[_Reading, ...]]]:
+    """Offset-coded readings (physical = raw × scale − offset) per block class: (name in messages, list
+    attribute or None, readings); the threshold 0x10000 × scale − offset bounds the narrow sentinels."""
+    def r(attr: str, offset: float, scale: float, dword: bool = False) -> _Reading:
+        return attr, offset, scale, dword, 0x10000 * scale - offset
+    c = edition_current
+    return {
+        VehicleData: ("vehicle", None, (r("total_current", c, 0.1),)),
+        VehicleData2025: ("vehicle", None, (r("total_current", c, 0.1),)),
+        CellVoltages: ("voltages", "subsystems", (r("current", c, 0.1),)),
+        ParallelUnitVoltages: ("packs", "packs", (r("current", c, 0.1),)),
+        DriveMotors: ("motors", "motors", (r("speed", 20000.0, 1.0), r("torque", 2000.0, 0.1),
+                                           r("controller_current", 1000.0, 0.1))),
+        DriveMotors2025: ("motors", "motors", (r("speed", 32000.0, 1.0), r("torque", 20000.0, 0.1, True))),
+    }
+
+
+#: [is 2025] -> block class -> readings (the current offset is 1000 A in 2016, 3000 A in 2025)
+_OFFSET_FIELDS = (_readings(1000.0), _readings(3000.0))
 
 
 def check_values(edition: Edition, report: RealtimeReport) -> list[Violation]:
