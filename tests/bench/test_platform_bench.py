@@ -13,7 +13,10 @@ second per report, the connections' send instants spread evenly over the second)
 unanswered frames per connection) to find the frames/s one server process sustains on one core.
 
 Run a single point by hand: ``.venv/bin/python -m tests.bench.test_platform_bench fleet 2000 30``
-(or ``saturation 16 20``; add ``--no-json`` or any other ``serve`` option after them).
+(or ``saturation 16 20``; add ``--no-json`` or any other ``serve`` option after them). Environment:
+``TBOX_BENCH_FLEETS=6000,8000,10000`` (fleet sizes, default 1,000 … 10,000), ``TBOX_BENCH_FLEET_SECONDS``
+(default 60), ``TBOX_BENCH_SATURATION=0`` (skip the two saturation points), ``TBOX_BENCH_PROFILE=FILE``
+(server under cProfile), ``TBOX_BENCH_SERVER=script`` (run another server script).
 """
 
 from __future__ import annotations
@@ -491,7 +494,8 @@ def test_platform_throughput(tmp_path: Path) -> None:
     sizes = [int(x) for x in os.environ.get("TBOX_BENCH_FLEETS", default_sizes).split(",")]
     load = os.getloadavg()
     rows: list[Result] = []
-    for extra in ([], ["--no-json"]):
+    saturation = os.environ.get("TBOX_BENCH_SATURATION", "1") != "0"  # 0: fleet sizes only
+    for extra in ([], ["--no-json"]) if saturation else ():
         r = run_point(tmp_path, "saturation", 1000, 40, extra)
         r.mode = f"saturation {' '.join(extra) or '(JSON stored)'}"
         rows.append(r)
@@ -513,7 +517,9 @@ def test_platform_throughput(tmp_path: Path) -> None:
         "scheduling delays included). *saturation*: 1,000 connections send 40 reports each as fast as the "
         "server answers, 8 unanswered per connection (the ceiling of one server process); *fleet*: N "
         "connections, one report per second each, send instants spread over the second, `--no-json`. "
-        "*stored* counts the rows in the database after a clean stop (= frames sent: none lost).",
+        "*stored* counts the rows in the database after a clean stop (= frames sent: none lost); "
+        "*WAL peak* is the largest size of the database's write-ahead log seen during the point (checkpoints "
+        "right after each commit, the default; docs/platform.md \"Database\").",
         "",
         TABLE_HEAD,
         *(r.line() for r in rows),
