@@ -119,18 +119,29 @@ class _ReplyCodec:
             frame = dataclasses.replace(frame, edition=self.edition)
         body = frame.body
         if body.__class__ is TimeOnly and frame.encryption == Encryption.NONE:  # an acknowledgement
-            t = body.time
-            if t.__class__ is datetime and t.tzinfo is UTC:
-                bj = t + _H8
-                if 2000 <= bj.year <= 2099:  # what encode_frame writes, without its general path
-                    vin = self._vin.get(frame.vin)
-                    if vin is None:
-                        vin = self._vin[frame.vin] = frame.vin.encode("latin-1").ljust(17, b"\0")
-                    if len(vin) == 17:
-                        data = bytes((bj.year - 2000, bj.month, bj.day, bj.hour, bj.minute, bj.second))
-                        return wire.build_frame(int(frame.edition), int(frame.command), int(frame.response),
-                                                vin, int(Encryption.NONE), data)
+            data = self.ack(frame.edition, frame.command, frame.response, frame.vin, body.time)
+            if data is not None:
+                return data
         return encode_frame(frame, options=self.options)
+
+    def ack(self, edition: int, command: int, flag: int, vin: str, t: datetime) -> bytes | None:
+        """The bytes ``encode`` gives a time-only reply (no encryption), built directly; None when the
+        general path must decide (a time outside 2000-2099 Beijing, not UTC-aware, a VIN over 17 bytes)."""
+        if t.__class__ is not datetime or t.tzinfo is not UTC:
+            return None
+        bj = t + _H8
+        if not 2000 <= bj.year <= 2099:
+            return None
+        header = self._vin.get(vin)
+        if header is None:
+            if len(self._vin) >= 8:  # one VIN per connection normally; bounded whatever a peer sends
+                self._vin.clear()
+            header = self._vin[vin] = vin.encode("latin-1").ljust(17, b"\0")
+        if len(header) != 17:
+            return None
+        data = bytes((bj.year - 2000, bj.month, bj.day, bj.hour, bj.minute, bj.second))
+        return wire.build_frame(int(self.edition or edition), int(command), int(flag), header,
+                                int(Encryption.NONE), data)
 
     def decode(self, raw: wire.RawFrame) -> Frame:
         return decode_raw(raw, cipher=self.cipher, options=self.options)
@@ -139,6 +150,18 @@ class _ReplyCodec:
 class RecordingSession(PlatformSession):
     """A ``PlatformSession`` fed one already-framed raw frame at a time (the server frames the stream
     itself so it can store every frame, corrupt ones included)."""
+
+    replies: _ReplyCodec | None = None  # the connection's codec: time-only acknowledgements built directly
+
+    def _respond(self, request: Frame, flag: ResponseFlag | int, body: Any = None) -> None:
+        if body is None and self.replies is not None and self.config.response_form is ResponseForm.TIME_ONLY:
+            t = getattr(request.body, "time", None)  # the request's time, as PlatformSession answers
+            if t.__class__ is datetime:
+                data = self.replies.ack(request.edition, request.command, flag, request.vin, t)
+                if data is not None:
+                    self._out += data
+                    return
+        super()._respond(request, flag, body)
 
     def receive_raw(self, raw: wire.RawFrame, now: float) -> tuple[Frame | None, list[Event]]:
         """Handle one raw frame; returns the decoded frame (None if corrupt) and the events."""
@@ -379,6 +402,7 @@ class PlatformServer:
         holder: list[_Conn] = []
         session = RecordingSession(pconf, wallclock=self.wallclock,
                                    authorize_login=lambda f: self._authorize(holder[0], f), codec=codec)
+        session.replies = codec
         conn = _Conn(conn_id, session, transport, codec, peer)
         holder.append(conn)
         return conn
