@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
                    help="worker processes on this host, each a sub-shard (default 1)")
     p.add_argument("--seed", type=int, default=1, metavar="K", help="seed of the physics (default 1)")
     p.add_argument("--ramp", type=float, metavar="S",
-                   help="spread the connects over S seconds (default min(period, 10, N/500); login-storm: 0)")
+                   help="spread the connects over S seconds (default min(10, N/1000); login-storm: 0)")
     p.add_argument("--drain", type=float, default=15.0, metavar="S",
                    help="after --seconds, wait up to S for backlogs and acks to settle (default 15)")
     p.add_argument("--window", type=int, default=16, help="uploads in flight per vehicle while reissuing")

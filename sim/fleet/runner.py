@@ -69,7 +69,7 @@ class FleetConfig:
     edition: Edition = Edition.E2016
     scenario: str | None = None
     seed: int = 1
-    ramp: float | None = None  # None: min(period, 10 s, N/500 s); login-storm: 0
+    ramp: float | None = None  # None: min(10 s, N/1000 s); login-storm: 0
     drain: float = 15.0
     window: int = 16  # uploads in flight per vehicle while reissuing its backlog
     backlog_limit: int = 3600  # reports kept per vehicle while offline
@@ -184,7 +184,7 @@ class Fleet:
         if c.scenario == "login-storm":
             ramp = 0.0
         elif ramp is None:
-            ramp = min(c.period, 10.0, c.vehicles / 500.0)
+            ramp = min(10.0, c.vehicles / 1000.0)  # about 1,000 connects a second
         start = datetime.now(UTC).replace(microsecond=0)
         for k in c.indices():
             vin_index = k - 1 if c.scenario == "duplicate-vin" and k % 10 == 9 else k
