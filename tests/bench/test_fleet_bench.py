@@ -3,7 +3,7 @@ running on the same machine — no report lost, acknowledged-frame p99 under 100
 
 Per size (``FLEET_BENCH_SIZES``, default 2000,4000,6000,7000,8000,9000,10000; stepping stops after the
 first size that fails): a fresh ``tbox platform serve --reply-realtime --no-json`` subprocess, then
-``tbox fleet --period 1 --seconds FLEET_BENCH_SECONDS (60) --processes FLEET_BENCH_PROCESSES (2)`` as a
+``tbox fleet --period 1 --seconds FLEET_BENCH_SECONDS (60) --processes FLEET_BENCH_PROCESSES (1)`` as a
 subprocess; the CPU time (utime + stime from /proc, children included) and the peak RSS of both process
 trees are sampled every second. Recorded: frames/s, loss, ack and login p50/p99, CPU % of a core of fleet
 and platform, vehicles per fleet core, RSS per vehicle.
@@ -32,7 +32,10 @@ DEFAULT_SIZES = "2000,4000,6000,7000,8000,9000,10000"
 STEADY_FROM = 15.0  # seconds after the fleet starts: built, logged in, reporting
 SIZES = [int(x) for x in os.environ.get("FLEET_BENCH_SIZES", DEFAULT_SIZES).split(",")]
 SECONDS = float(os.environ.get("FLEET_BENCH_SECONDS", "60"))
-PROCESSES = int(os.environ.get("FLEET_BENCH_PROCESSES", "2"))
+# one fleet process: the two cores are shared by one fleet process and the (one-process) platform; a second
+# fleet process adds no capacity here and loses some to contention (8,000 vehicles: ack p99 180 ms with two,
+# 97 ms with one, in one pair of runs)
+PROCESSES = int(os.environ.get("FLEET_BENCH_PROCESSES", "1"))
 P99_LIMIT_MS = 100.0
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
