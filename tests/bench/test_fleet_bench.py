@@ -203,11 +203,12 @@ def _bottleneck(last: dict[str, Any]) -> str:
              f"{last['platform_us_per_frame']:.0f} µs of CPU per frame, system time included)"]
     if last["ok"]:
         parts.append("it passed: the largest size tried")
+    elif plat >= 90:
+        parts.append(f"the platform — one Python process — is at a full core, the bottleneck (together "
+                     f"{fleet + plat:.0f} % of the {cores} cores)")
     elif fleet + plat >= 80 * cores:
         parts.append(f"together {fleet + plat:.0f} % of the {cores} cores: the machine is full, and "
                      "latency grows with the queues")
-    elif plat >= 85:
-        parts.append("the platform, one Python process, is at a full core")
     elif fleet >= 85 * min(PROCESSES, cores):
         parts.append("the fleet processes are at full cores")
     else:
