@@ -374,13 +374,14 @@ class FleetVehicle(asyncio.Protocol):
                 sent: tuple[Command, RealtimeReport] | None = None, drain: bool = True) -> None:
         if sent is not None:
             self.inflight[(int(sent[0]), sent[1].time)] = (sent[1], now)
+        wrote = False
         if events:
-            self._flush(now)  # before the events: a close they cause must not lose what was already due
+            wrote = self._flush(now)  # before the events: a close they cause must not lose what was due
             for ev in events:
                 self._event(ev, now)
         if drain and self.backlog:
             self._drain(now)
-        wrote = self._flush(now)
+        wrote = self._flush(now) or wrote
         if wrote or sent is not None or any(ev.__class__ is not UploadDelivered for ev in events):
             self.fleet.schedule_tick(self)  # else no deadline moved earlier: an acknowledgement only
 

@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agent.protocol import wire
 from agent.protocol.model import Command
 from agent.protocol.session import PlatformConfig, PlatformSession
 from sim.fleet.client import WRITE_HIGH_WATER, FleetVehicle, frame_kinds
@@ -70,4 +71,34 @@ def test_paused_vehicle_keeps_reports_and_reissues_them_on_resume() -> None:
         times = [t for (cmd, t) in v.inflight if cmd == Command.REISSUE]
         assert times == sorted(times) and times[0] == wall + timedelta(seconds=3)
         assert len(v.backlog) == 1
+    asyncio.run(go())
+
+
+def test_a_frame_written_on_an_acknowledgement_gets_its_deadline_scheduled() -> None:
+    """A heartbeat reply that makes the session write the next delivery barrier (a heartbeat with its own
+    reply deadline) must reach the fleet's scheduler, though its events are all deliveries."""
+    async def go() -> None:
+        fleet = Fleet(FleetConfig(vehicles=1, period=1.0, seconds=10.0, progress=0))
+        fleet._loop = asyncio.get_running_loop()
+        fleet._stopped = True
+        v, tr, platform = _online_vehicle(fleet)
+        wall = datetime.now(UTC).replace(microsecond=0)
+        now = fleet.now()
+        for k in range(v.session.timing.barrier_after + 1):  # a barrier heartbeat after the 100th upload
+            v.collect(now + k, wall + timedelta(seconds=k))
+        frames = wire.Framer().feed(b"".join(tr.written))
+        heartbeats = [f.raw for f in frames if f.command == Command.HEARTBEAT]
+        assert len(heartbeats) == 1
+        tr.written.clear()
+        scheduled: list[FleetVehicle] = []
+        real = fleet.schedule_tick
+
+        def spy(vehicle: FleetVehicle) -> None:
+            scheduled.append(vehicle)
+            real(vehicle)
+        fleet.schedule_tick = spy  # type: ignore[method-assign]
+        platform.receive_data(heartbeats[0], 0.0)
+        v.data_received(platform.data_to_send())  # settles the 100 uploads, writes the tail barrier
+        assert frame_kinds(b"".join(tr.written)) == ["heartbeat"]
+        assert scheduled == [v], "the new heartbeat's reply deadline was not scheduled"
     asyncio.run(go())
