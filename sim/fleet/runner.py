@@ -136,6 +136,7 @@ class Fleet:
         self._seq = 0
         self._timer: asyncio.Handle | None = None
         self._timer_when = math.inf  # when the armed timer fires (inf: none armed)
+        self._running = False  # inside _run_due
         self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -154,7 +155,7 @@ class Fleet:
     def _push(self, when: float, kind: int, vehicle: FleetVehicle) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, kind, vehicle))
-        if when < self._timer_when:
+        if when < self._timer_when and not self._running:
             self._arm()
 
     def schedule_tick(self, vehicle: FleetVehicle) -> None:
@@ -265,8 +266,10 @@ class Fleet:
         self._timer = self._loop.call_later(max(0.0, when - self.now()), self._run_due)
 
     def _run_due(self) -> None:
-        """Run the heap entries that are due, at most ``_BATCH`` before letting the loop do I/O."""
+        """Run the heap entries that are due, at most ``_BATCH`` before letting the loop do I/O. A bug in
+        one vehicle's step is logged and counted (``failures["bug: …"]``), never stops the others."""
         self._timer = None
+        self._timer_when = math.inf
         if self._stopped:
             return
         heap = self._heap
@@ -275,25 +278,33 @@ class Fleet:
         handled = 0
         batch = 2 if self.config.full else _BATCH  # a full vehicle's second costs ~7 ms: yield often
         pop, push = heapq.heappop, self._push
-        while heap and heap[0][0] <= due and handled < batch:
-            when, _, kind, v = pop(heap)
-            handled += 1
-            if kind == COLLECT:
-                if not self.collecting or v.closing:
-                    continue
-                self.lag.add(now - when if now > when else 0.0)
-                v.collect(now, self._wall0 + timedelta(seconds=when))
-                push(max(when + v.sample_period, now + 0.001), COLLECT, v)
-            elif kind == TICK:
-                if v.tick_at != when:
-                    continue  # superseded by an earlier deadline
-                v.tick_at = None
-                v.tick(max(now, when))
-            else:
-                self._connect(v)
+        self._running = True  # pushes wait for the re-arm below
+        try:
+            while heap and heap[0][0] <= due and handled < batch:
+                when, _, kind, v = pop(heap)
+                handled += 1
+                try:
+                    if kind == COLLECT:
+                        if not self.collecting or v.closing:
+                            continue
+                        self.lag.add(now - when if now > when else 0.0)
+                        push(max(when + v.sample_period, now + 0.001), COLLECT, v)
+                        v.collect(now, self._wall0 + timedelta(seconds=when))
+                    elif kind == TICK:
+                        if v.tick_at != when:
+                            continue  # superseded by an earlier deadline
+                        v.tick_at = None
+                        v.tick(max(now, when))
+                    else:
+                        self._connect(v)
+                except Exception as exc:  # a bug must cost one vehicle's step, not the fleet's scheduler
+                    log.exception("vehicle %s: %s failed", v.vin, ("collect", "tick", "connect")[kind])
+                    self.stats.failures[f"bug: {type(exc).__name__}"] += 1
+        finally:
+            self._running = False
         if heap and heap[0][0] <= due:  # more is due: after the I/O that is waiting
-            self._timer_when = now
             assert self._loop is not None
+            self._timer_when = now
             self._timer = self._loop.call_soon(self._run_due)
         else:
             self._arm()

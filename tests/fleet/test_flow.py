@@ -102,3 +102,46 @@ def test_a_frame_written_on_an_acknowledgement_gets_its_deadline_scheduled() -> 
         assert frame_kinds(b"".join(tr.written)) == ["heartbeat"]
         assert scheduled == [v], "the new heartbeat's reply deadline was not scheduled"
     asyncio.run(go())
+
+
+def test_a_failing_vehicle_step_is_counted_and_the_fleet_goes_on() -> None:
+    """A bug in one vehicle's collection is logged and counted; the scheduler keeps running every vehicle,
+    that one included."""
+    from sim.fleet.acksink import AckServer
+
+    async def go() -> tuple[dict[str, Any], int]:
+        server = AckServer()
+        await server.start()
+        fleet = Fleet(FleetConfig(port=server.port, vehicles=3, period=1.0, seconds=5.0, drain=2.0,
+                                  progress=0))
+        calls = 0
+
+        def patch() -> None:
+            v = fleet.vehicles[1]
+            real = v.collect
+
+            def flaky(now: float, wall: datetime) -> None:
+                nonlocal calls
+                calls += 1
+                if calls == 1:
+                    raise RuntimeError("a bug in one step")
+                real(now, wall)
+            v.collect = flaky  # type: ignore[method-assign]
+
+        async def when_built() -> None:
+            while not fleet.vehicles:
+                await asyncio.sleep(0)
+            patch()
+        task = asyncio.create_task(when_built())
+        try:
+            result = await fleet.run()
+        finally:
+            await task
+            await server.stop()
+        return result, calls
+    result, calls = asyncio.run(go())
+    stats = result["stats"]
+    assert stats["failures"] == {"bug: RuntimeError": 1}
+    assert calls >= 3  # the failing vehicle was scheduled again after its failure
+    assert stats["counters"]["collected"] >= 3 * 3 - 1  # the other two, and this one after its failure
+    assert result["backlog"] == result["in_flight"] == 0
