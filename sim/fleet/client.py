@@ -56,7 +56,7 @@ from agent.protocol.session import (
     UploadRejected,
     UploadUnconfirmed,
 )
-from sim.fleet.frames import EncodedReport, build
+from sim.fleet.frames import EncodedReport
 from sim.fleet.lite import LiteVehicle
 
 if TYPE_CHECKING:
@@ -236,14 +236,18 @@ class FleetVehicle(asyncio.Protocol):
         report = EncodedReport(t, data=lite.encode(t))
         if self.history is not None and not self._alarm_cadence(t, report, lite.alarm):
             return  # kept in the local history only
-        self.collected += 1
-        self.stats.counters["collected"] += 1
+        self._count_collected()
         if self.session.logged_in and self.transport is not None and not self.paused:
             self._handle(self.session.send_realtime(report, now), now, sent=(Command.REALTIME, report))
             if self.malformed_every and self.collected % self.malformed_every == 0 and self.transport:
                 self._send_malformed(report)  # after the good copy: its error reply then matches nothing
         else:
             self._keep(report)
+
+    def _count_collected(self) -> None:
+        """One more report that must reach the platform (the loss accounting's ``generated``)."""
+        self.collected += 1
+        self.stats.counters["collected"] += 1
 
     def _alarm_cadence(self, t: datetime, report: EncodedReport, level: int) -> bool:
         """The level ≥ 3 alarm rule on a 1 s sample (spec §6, 2025 §4.1): at a fault point, the samples of
@@ -255,8 +259,7 @@ class FleetVehicle(asyncio.Protocol):
             if self.alarm_until is None or t > self.alarm_until:  # a fault point
                 for old in history:
                     if old.time >= t - ALARM_PRE:
-                        self.collected += 1
-                        self.stats.counters["collected"] += 1
+                        self._count_collected()
                         self.stats.counters["alarm_prehistory"] += 1
                         self._keep(old)  # reissued (0x03) oldest first
                 history.clear()
@@ -283,8 +286,7 @@ class FleetVehicle(asyncio.Protocol):
             lite.step(1.0)
             report = EncodedReport(t, data=lite.encode(t))
             if self._alarm_cadence(t, report, lite.alarm):
-                self.collected += 1
-                self.stats.counters["collected"] += 1
+                self._count_collected()
                 self._keep(report)
             t += timedelta(seconds=1)
         self.next_due = None  # the first live collection is reported
@@ -298,8 +300,7 @@ class FleetVehicle(asyncio.Protocol):
         target = (wall - full.start).total_seconds()
         emitted = full.advance(max(0.0, target - full.sim_t))
         for e in emitted:
-            self.collected += 1
-            self.stats.counters["collected"] += 1
+            self._count_collected()
             report = e.report
             if self.skew:
                 report = dataclasses.replace(report, time=report.time + self.skew)
@@ -338,8 +339,8 @@ class FleetVehicle(asyncio.Protocol):
         """An extra, corrupted copy of a realtime frame: a bad BCC, or a length field two bytes too long (the
         platform sees it when the next frame arrives: the claimed bytes are that frame's start marker)."""
         if isinstance(report, EncodedReport):
-            good = build(self.session.edition, Command.REALTIME, ResponseFlag.COMMAND,
-                         self.vin.encode("ascii"), report.data)
+            good = wire.build_frame(self.session.edition, Command.REALTIME, ResponseFlag.COMMAND,
+                                    self.vin.encode("ascii"), Encryption.NONE, report.data)
         else:
             good = codec.encode_frame(Frame(self.session.edition, Command.REALTIME, ResponseFlag.COMMAND,
                                             self.vin, Encryption.NONE, report))

@@ -9,15 +9,11 @@ reports) goes through the protocol codec as usual.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
-from typing import Final
 
 from agent.protocol import wire
 from agent.protocol.model import Encryption, Frame, RealtimeReport
 from agent.protocol.session import DefaultCodec, SessionStateError
-
-_HEADER: Final = struct.Struct(">BB17sBH")
 
 
 @dataclass(frozen=True)
@@ -42,7 +38,8 @@ class FleetCodec(DefaultCodec):
         if self.cipher is not None or self.signer is not None or frame.encryption != Encryption.NONE:
             raise SessionStateError("an EncodedReport cannot be encrypted or signed")
         assert isinstance(body, EncodedReport)
-        return build(frame.edition, frame.command, frame.response, self._vin_bytes(frame.vin), body.data)
+        return wire.build_frame(int(frame.edition), int(frame.command), int(frame.response),
+                                self._vin_bytes(frame.vin), Encryption.NONE, body.data)
 
     def _vin_bytes(self, vin: str) -> bytes:
         if self._vin[0] != vin:
@@ -53,10 +50,4 @@ class FleetCodec(DefaultCodec):
         return self._vin[1]
 
 
-def build(edition: int, command: int, response: int, vin: bytes, data: bytes) -> bytes:
-    """A whole unencrypted frame around the data unit ``data`` (what ``wire.build_frame`` makes)."""
-    head = _HEADER.pack(command, response, vin, Encryption.NONE, len(data))
-    return wire.start_marker(edition) + head + data + bytes((wire.bcc(head) ^ wire.bcc(data),))
-
-
-__all__ = ["EncodedReport", "FleetCodec", "build"]
+__all__ = ["EncodedReport", "FleetCodec"]

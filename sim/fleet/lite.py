@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final, NamedTuple
 
+from agent.protocol import wire
 from agent.protocol.model import (
     Alarm,
     Alarm2025,
@@ -58,6 +59,7 @@ from agent.protocol.model import (
     VehicleData2025,
     VehicleState,
 )
+from agent.protocol.session import BEIJING
 from sim.vehicle.route import Route
 
 VIN_ALPHABET: Final = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"  # ISO 3779: no I, O, Q
@@ -534,7 +536,6 @@ _GEAR_DRIVE, _GEAR_PARK = int(GearPosition.DRIVE), int(GearPosition.PARK)
 _WGS84 = int(CoordinateSystem.WGS84)
 _INSULATION_FLAG = int(GeneralAlarmFlag.INSULATION)
 _INSULATION_BIT: Final = 11
-_BEIJING_OFFSET: Final = timedelta(hours=8)
 _TIMES: dict[datetime, bytes] = {}
 
 
@@ -544,10 +545,8 @@ def _time_bytes(t: datetime) -> bytes:
     if got is None:
         if len(_TIMES) >= 256:
             _TIMES.clear()
-        bj = t.astimezone(UTC) + _BEIJING_OFFSET
-        if not 2000 <= bj.year <= 2099:
-            raise ValueError(f"report time {t} outside the protocol's years 2000-2099")
-        got = _TIMES[t] = bytes((bj.year - 2000, bj.month, bj.day, bj.hour, bj.minute, bj.second))
+        bj = t.astimezone(BEIJING)
+        got = _TIMES[t] = wire.encode_time((bj.year, bj.month, bj.day, bj.hour, bj.minute, bj.second))
     return got
 
 

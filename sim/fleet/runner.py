@@ -20,7 +20,6 @@ import contextlib
 import errno
 import gc
 import heapq
-import importlib
 import logging
 import math
 import ssl
@@ -40,6 +39,7 @@ from agent.protocol.session import (
     TerminalSession,
     beijing_date,
 )
+from sim.eventloop import loop_factory
 from sim.fleet.client import FleetHandler, FleetVehicle
 from sim.fleet.frames import FleetCodec
 from sim.fleet.lite import SCENARIOS, LiteVehicle, iccid_for, vin_for
@@ -464,17 +464,10 @@ def _raise_file_limit() -> None:
 def run_fleet(config: FleetConfig,
               on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one shard in a fresh event loop (uvloop when installed); returns ``Fleet.result()``."""
-    uvloop: Any
-    try:
-        uvloop = importlib.import_module("uvloop")  # optional: a faster loop (aarch64 wheels exist)
-    except ImportError:
-        uvloop = None
     _raise_file_limit()
     fleet = Fleet(config, on_progress=on_progress)
-    if uvloop is not None:
-        result: dict[str, Any] = uvloop.run(fleet.run())
-        return result
-    return asyncio.run(fleet.run())
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(fleet.run())
 
 
 __all__ = ["Fleet", "FleetConfig", "merge_results", "run_fleet", "summary"]

@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import sys
 from collections.abc import Callable
-from typing import Any
+
+from sim.eventloop import loop_factory
 
 
 class SinkServer:
@@ -61,9 +61,6 @@ def run_main(prog: str, description: str | None, make: Callable[..., SinkServer]
     host, _, port = args.listen.rpartition(":")
     server = make(host or "127.0.0.1", int(port), args) if arguments is not None else \
         make(host or "127.0.0.1", int(port))
-    try:
-        uvloop: Any = importlib.import_module("uvloop")  # optional, as for the fleet: a cheaper loop
-    except ImportError:
-        uvloop = None
-    (uvloop.run if uvloop is not None else asyncio.run)(_serve(server, args.seconds))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(_serve(server, args.seconds))
     return 0

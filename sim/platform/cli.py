@@ -110,6 +110,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from agent.protocol.codec import ResponseForm
     from agent.protocol.session import BeforeLogin
+    from sim.eventloop import loop_factory
     from sim.platform.checks import Limits
     from sim.platform.server import ServerConfig, load_keys, load_vins, run_server
 
@@ -131,7 +132,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"listening on {host}:{server.port}", file=sys.stderr, flush=True)
 
     _tune_gc()
-    with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
         runner.run(run_server(config, args.seconds, ready))
     return 0
 
@@ -145,23 +146,6 @@ def _tune_gc() -> None:
 
     gc.freeze()
     gc.set_threshold(10_000, 50, 1000)
-
-
-def _loop_factory(choice: str) -> Any:
-    """uvloop's event loop when asked for (``auto``: when it is installed), else asyncio's."""
-    import importlib
-
-    if choice == "asyncio":
-        return None
-    try:
-        uvloop = importlib.import_module("uvloop")  # optional: not a dependency, used when present
-    except ImportError:
-        if choice == "uvloop":
-            from agent.errors import ConfigError
-
-            raise ConfigError("uvloop is not installed (pip install uvloop)", key="loop") from None
-        return None
-    return uvloop.new_event_loop
 
 
 def _int(text: str) -> int:
