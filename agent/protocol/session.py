@@ -1690,6 +1690,25 @@ class PlatformSession(_Base):
             return self._logout(frame)
         return [FrameReceived(frame)]
 
+    def accept_report(self, edition: Edition, command: int, vin: str, time: datetime, now: float) -> bool:
+        """A plain realtime/reissue report (response 0xFE) whose data unit the caller has parsed and
+        found valid itself: handled as ``receive_frame`` handles such a report — acknowledged when
+        configured — and True, without a ``ReportReceived`` event (the caller has the report's facts).
+        False, and nothing done, when the session would treat the frame in any other way (no vehicle
+        logged in, another VIN, a 2025 signature to verify, echo replies): decode it and call
+        ``receive_frame``."""
+        if (self.state is not PlatformState.VEHICLE or vin != self.vin
+                or command not in (Command.REALTIME, Command.REISSUE)
+                or (edition == Edition.E2025 and self.verifier is not None)
+                or self.config.response_form is ResponseForm.ECHO):
+            return False
+        self._last_received = now
+        if self.config.reply_realtime_success:
+            request = Frame(edition, _command(command), ResponseFlag.COMMAND, vin, Encryption.NONE,
+                            TimeOnly(time))
+            self._respond(request, ResponseFlag.SUCCESS)
+        return True
+
     def _vehicle_login(self, frame: Frame) -> list[Event]:
         body = frame.body
         serial = getattr(body, "serial", None)

@@ -252,12 +252,47 @@ def alarm_level(report: RealtimeReport) -> int | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class ReportFacts:
+    """What the stateful report checks and the window tracker need of one report (``report_facts``;
+    the fast lane reads the same from the raw bytes, ``fastlane.scan``)."""
+
+    time: datetime
+    level: int | None  # ``alarm_level``
+    running: bool  # a whole-vehicle block says "started"
+    mileage: float | None  # km; None without a vehicle block or with a sentinel
+    unit_counts: tuple[int, ...] | None  # ``unit_counts``
+    power: bool | None  # ``power_on``
+
+
+def report_facts(report: RealtimeReport) -> ReportFacts:
+    """The ``ReportFacts`` of a decoded report."""
+    vehicle = vehicle_block(report)
+    mileage: float | None = None
+    if vehicle is not None and not isinstance(vehicle.mileage, Special):
+        mileage = float(vehicle.mileage)
+    running = vehicle is not None and vehicle.vehicle_state == VehicleState.STARTED
+    return ReportFacts(report.time, alarm_level(report), running, mileage, unit_counts(report),
+                       power_on(report))
+
+
 def check_report(state: VinState, command: int, edition: Edition, report: RealtimeReport,
                  limits: Limits) -> list[Violation]:
-    """Every per-report check: duplicates, period, values, and the 2025 §4.3 consistency rules."""
+    """Every per-report check: values and the 2025 §4.3 consistency rules of this report, then the
+    checks against the VIN's earlier reports (``check_report_state``)."""
+    out = check_values(edition, report)
+    out += check_consistency(edition, report, limits)
+    if limits.require_info_types:
+        out += check_info_types(report)
+    return out + check_report_state(state, command, report_facts(report), limits)
+
+
+def check_report_state(state: VinState, command: int, facts: ReportFacts,
+                       limits: Limits) -> list[Violation]:
+    """The checks against the VIN's earlier reports: duplicates, period, cells per pack, mileage jumps
+    (and the state they keep)."""
     out: list[Violation] = []
-    t = report.time
-    vehicle = vehicle_block(report)
+    t = facts.time
     if command == Command.REALTIME:
         if state.realtime_times.size != max(1, int(limits.duplicate_memory)) + 1:
             state.realtime_times = SecondSet(limits.duplicate_memory)  # first use with these limits
@@ -272,27 +307,23 @@ def check_report(state: VinState, command: int, edition: Edition, report: Realti
                                                       f"running (period {_second(limits.report_period)})"))
         if state.last_realtime is None or t > state.last_realtime:
             state.last_realtime = t
-            state.last_running = vehicle is not None and vehicle.vehicle_state == VehicleState.STARTED
-    out += check_values(edition, report)
-    out += check_consistency(edition, report, limits)
-    counts = unit_counts(report)
+            state.last_running = facts.running
+    counts = facts.unit_counts
     if counts is not None:
         if command == Command.REALTIME and state.unit_counts is not None and counts != state.unit_counts:
             out.append(Violation("unit_count", f"cells per pack changed from {list(state.unit_counts)} "
                                                f"to {list(counts)}"))
         if command == Command.REALTIME:
             state.unit_counts = counts
-    if limits.require_info_types:
-        out += check_info_types(report)
-    if vehicle is not None and not isinstance(vehicle.mileage, Special):
+    if facts.mileage is not None:
         last = state.last_mileage
         if last is not None and 0 < abs((t - last[0]).total_seconds()) <= limits.mileage_jump_window:
-            jump = abs(vehicle.mileage - last[1])
+            jump = abs(facts.mileage - last[1])
             if jump > limits.mileage_jump_km:
                 out.append(Violation("mileage_jump", f"mileage changed {jump:.1f} km within "
                                                      f"{_second(abs((t - last[0]).total_seconds()))}"))
         if last is None or t >= last[0]:
-            state.last_mileage = (t, float(vehicle.mileage))
+            state.last_mileage = (t, facts.mileage)
     return out
 
 
@@ -600,10 +631,18 @@ def power_on(report: RealtimeReport) -> bool | None:
     vehicle = vehicle_block(report)
     if vehicle is None:
         return None
-    vs, cs = vehicle.vehicle_state, vehicle.charging_state
-    if vs == VehicleState.STARTED or cs in (ChargingState.PARKED_CHARGING, ChargingState.DRIVING_CHARGING):
+    return power_state(vehicle.vehicle_state, vehicle.charging_state)
+
+
+_ON_CHARGING = frozenset((int(ChargingState.PARKED_CHARGING), int(ChargingState.DRIVING_CHARGING)))
+_OFF_CHARGING = frozenset((int(ChargingState.NOT_CHARGING), int(ChargingState.CHARGING_COMPLETE)))
+
+
+def power_state(vehicle_state: object, charging_state: object) -> bool | None:
+    """``power_on`` from the two codes (enum members, raw ints or sentinels)."""
+    if vehicle_state == VehicleState.STARTED or charging_state in _ON_CHARGING:
         return True
-    if vs == VehicleState.STOPPED and cs in (ChargingState.NOT_CHARGING, ChargingState.CHARGING_COMPLETE):
+    if vehicle_state == VehicleState.STOPPED and charging_state in _OFF_CHARGING:
         return False
     return None
 
@@ -621,6 +660,7 @@ def hv_off_window(last_on: datetime, first_off: datetime, limits: Limits) -> tup
 __all__ = [
     "AlarmWindow",
     "Limits",
+    "ReportFacts",
     "SecondSet",
     "VinState",
     "Violation",
@@ -634,12 +674,15 @@ __all__ = [
     "check_login_body",
     "check_logout",
     "check_report",
+    "check_report_state",
     "check_sentinel_widths",
     "check_silence",
     "check_time",
     "check_values",
     "hv_off_window",
     "power_on",
+    "power_state",
+    "report_facts",
     "strict_violations",
     "unit_counts",
     "vehicle_block",

@@ -57,7 +57,7 @@ from agent.protocol.session import (
     VehicleLoggedIn,
     VehicleLoggedOut,
 )
-from sim.platform import checks
+from sim.platform import checks, fastlane
 from sim.platform.checks import Limits, VinState, Violation
 from sim.platform.db import PlatformDB
 from sim.platform.windows import WindowTracker
@@ -70,6 +70,9 @@ POLL_INTERVAL = 1.0  # seconds between looks at the commands table
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a closing link (TLS shutdown) before giving up on it
 #: group commit: what every connection received within this window is committed together, then acked
 GROUP_COMMIT_S = 0.03
+_REPORTS = (int(Command.REALTIME), int(Command.REISSUE))
+_PLAIN = int(Encryption.NONE)
+_EDITION = {int(e): e for e in Edition}
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class ServerConfig:
     idle_factor: float = 3.0
     downlink_retry_interval: float = 60.0
     limits: Limits = field(default_factory=Limits)
+    #: check plain realtime/reissue reports in raw integers first (``fastlane``); False: always decode
+    fast_lane: bool = True
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
@@ -256,6 +261,9 @@ class PlatformServer:
         self.db = PlatformDB(config.db_path)
         self.states: dict[str, VinState] = {}
         self.windows = WindowTracker(self.db, config.limits)
+        # the fast lane checks everything the full path does except the optional info-type rule
+        self._fast_lane = config.fast_lane and not config.limits.require_info_types
+        self.fast_lane_reports = 0  # reports the fast lane took (the rest took the full path)
         self.online: dict[str, _Conn] = {}
         self.conns: set[_Conn] = set()
         self._ids = itertools.count(1)
@@ -537,6 +545,14 @@ class PlatformServer:
         if conn.last_rx is not None and conn.session.vin is not None:
             violations += checks.check_silence(now - conn.last_rx, self.config.limits)
         conn.last_rx = now
+        if raw.command in _REPORTS and raw.response == wire.FLAG_COMMAND and raw.encryption == _PLAIN \
+                and raw.bcc_ok and self._fast_lane and conn.codec.options is DEFAULT:
+            edition = _EDITION[raw.edition]
+            facts = fastlane.scan(edition, raw.data, self.config.limits)
+            if facts is not None and conn.session.accept_report(edition, raw.command, vin, facts.time, now):
+                self.fast_lane_reports += 1
+                self._store_report(conn, raw, edition, vin, facts, received, violations)
+                return
         frame, events = conn.session.receive_raw(raw, now)
         if not raw.bcc_ok:
             violations.append(checks.bad_bcc(raw.raw))
@@ -552,10 +568,7 @@ class PlatformServer:
         level = checks.alarm_level(frame.body) if frame and isinstance(frame.body, RealtimeReport) else None
         decoded: Any = None
         if frame is not None and (self.config.store_json or raw.encryption != Encryption.NONE):
-            try:
-                decoded = frame_to_json(frame, length=len(raw.data))
-            except (TboxError, ValueError, TypeError) as exc:
-                log.warning("cannot render frame as JSON: %s", exc)
+            decoded = self._json(frame, raw)
         frame_id = self.db.add_frame(
             conn=conn.id, received_at=received, vin=vin, edition=raw.edition, command=raw.command,
             response=raw.response, collected=collected, alarm_level=level, raw=raw.raw, reply=reply or None,
@@ -566,12 +579,48 @@ class PlatformServer:
         if frame is not None:
             self._track_windows(vin, frame_id, frame, events, level, received)
 
+    def _store_report(self, conn: _Conn, raw: wire.RawFrame, edition: Edition, vin: str,
+                      facts: checks.ReportFacts, received: datetime, violations: list[Violation]) -> None:
+        """The rest of ``_process`` for a report the fast lane found clean and the session accepted: the
+        checks against the VIN's earlier reports, storage, windows — what the full path does for it."""
+        reply = conn.session.data_to_send()
+        if reply:
+            conn.out.append(reply)
+        limits = self.config.limits
+        violations += checks.check_time(raw.command, facts.time, received, edition, limits)
+        violations += checks.check_report_state(self._state(vin), raw.command, facts, limits)
+        violations += conn.pending
+        conn.pending = []
+        decoded: Any = None
+        if self.config.store_json:
+            try:
+                decoded = self._json(conn.codec.decode(raw), raw)
+            except (ProtocolError, *_DECODE_BUGS) as exc:  # the fast lane parsed it: a decoder bug
+                log.error("cannot decode a report the fast lane accepted: %r", exc)
+        frame_id = self.db.add_frame(
+            conn=conn.id, received_at=received, vin=vin, edition=raw.edition, command=raw.command,
+            response=raw.response, collected=facts.time, alarm_level=facts.level, raw=raw.raw,
+            reply=reply or None, decodable=True, decoded=decoded)
+        for v in violations:
+            log.info("violation %s (%s): %s", v.kind, vin, v.reason)
+            self.db.add_violation(frame_id, vin, v.kind, v.reason, received)
+        self.windows.on_report(vin, frame_id, edition, facts.time, facts.power, facts.level, received)
+
+    @staticmethod
+    def _json(frame: Frame, raw: wire.RawFrame) -> Any:
+        try:
+            return frame_to_json(frame, length=len(raw.data))
+        except (TboxError, ValueError, TypeError) as exc:
+            log.warning("cannot render frame as JSON: %s", exc)
+            return None
+
     def _track_windows(self, vin: str, frame_id: int, frame: Frame, events: list[Event], level: int | None,
                        received: datetime) -> None:
         """Feed the alarm / post-HV-off windows (after the frame is stored: decisions query the DB)."""
         for ev in events:
             if ev.__class__ is ReportReceived or isinstance(ev, ReportReceived):
-                self.windows.on_report(ev.vin, frame_id, frame.edition, ev.report, level, received)
+                self.windows.on_report(ev.vin, frame_id, frame.edition, ev.report.time,
+                                       checks.power_on(ev.report), level, received)
             elif isinstance(ev, VehicleLoggedOut):
                 t = getattr(frame.body, "time", None)
                 self.windows.on_logout(ev.vin, t if isinstance(t, datetime) else received, received)

@@ -21,8 +21,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agent.protocol.model import Edition, RealtimeReport
-from sim.platform.checks import Limits, Violation, alarm_windows, hv_off_window, power_on
+from agent.protocol.model import Edition
+from sim.platform.checks import Limits, Violation, alarm_windows, hv_off_window
 from sim.platform.db import PlatformDB
 
 log = logging.getLogger(__name__)
@@ -87,20 +87,20 @@ class WindowTracker:
 
     # ---- data
 
-    def on_report(self, vin: str, frame_id: int, edition: Edition, report: RealtimeReport,
+    def on_report(self, vin: str, frame_id: int, edition: Edition, t: datetime, power: bool | None,
                   level: int | None, now: datetime) -> None:
-        """A decodable realtime/reissue report was stored as ``frame_id``."""
+        """A decodable realtime/reissue report collected at ``t`` was stored as ``frame_id``; ``power``
+        and ``level`` as ``checks.power_on`` and ``checks.alarm_level`` give them for it."""
         st = self.vins.get(vin)
         if st is None:
             if (level is None or level < 3) and edition != Edition.E2025:
                 return  # nothing to track: no state for 2016 VINs without alarms (fleet hot path)
             st = self.state(vin)
         st.edition = edition
-        t = report.time
         if level is not None and level >= 3:
             self._alarm_seen(vin, st, frame_id, t)
         if edition == Edition.E2025:
-            self._power(vin, st, frame_id, t, power_on(report), now)
+            self._power(vin, st, frame_id, t, power, now)
 
     def _alarm_seen(self, vin: str, st: VinWindows, frame_id: int, t: datetime) -> None:
         st.alarm_last = t if st.alarm_last is None else max(st.alarm_last, t)

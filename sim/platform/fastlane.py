@@ -1,0 +1,347 @@
+"""The platform's fast lane for realtime and reissue reports: the data unit checked in raw integers.
+
+``scan(edition, data, limits)`` reads a plain (unencrypted) realtime/reissue data unit straight from its
+bytes — no info-block objects are built — and returns its ``ReportFacts`` (what the stateful checks and
+the window tracker need) when the frame is certain to be *clean*: it decodes, and the per-report checks
+that do not depend on earlier frames (``checks.check_values`` and ``checks.check_consistency``) find
+nothing. In every other case — an info type it does not handle (engine, fuel cell, custom, signature), a
+value outside its documented range, an undefined code, a sentinel of the wrong width, a consistency rule
+that fires, a truncated block, the same info type twice — it returns None and the server takes the full
+path (decode, object checks, which name the field). So None is never a verdict, only "ask the full path";
+a result must never hide a violation (tests/platform/test_fastlane.py compares both on generated and
+corrupted reports).
+
+The raw ranges come from the codec's own field tables (``codec._Record`` fields: widths, sentinels,
+documented ranges, defined codes), as ``strict.py`` does for decoded objects.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agent.protocol import codec as _codec
+from agent.protocol.model import (
+    AlarmLevel,
+    CoordinateSystem,
+    Edition,
+    GearPosition,
+    VehicleState,
+)
+from sim.platform.checks import THERMAL_EVENT_BIT, Limits, ReportFacts, power_state
+
+_RawCheck = Callable[[bytes, int], "tuple[int, ...] | None"]
+
+_ABN = {"B": 0xFE, "H": 0xFFFE, "I": 0xFFFFFFFE}
+_MAX = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF}
+#: raw values of a narrower sentinel in a WORD / DWORD field (``checks.check_sentinel_widths``)
+_NARROW = {"H": frozenset((0xFE, 0xFF)), "I": frozenset((0xFE, 0xFF, 0xFFFE, 0xFFFF))}
+_H8 = timedelta(hours=8)
+
+
+def _members(enum: Any, limit: int | None, lo: int, hi: int) -> frozenset[int]:
+    return frozenset(int(m) for m in enum if (limit is None or m <= limit) and lo <= int(m) <= hi)
+
+
+def raw_record_check(rec: Any, narrow: tuple[str, ...] = ()) -> _RawCheck:
+    """A generated ``ok(buf, off)`` for one codec ``_Record``: the raw field values when every one is a
+    value the strict encoder takes back from its decoded form (documented range, defined code, or a
+    sentinel where the field has them) and no field named in ``narrow`` holds a narrower sentinel;
+    None otherwise. The caller has checked the size."""
+    ns: dict[str, Any] = {"_up": rec.struct.unpack_from}
+    names = [f"v{i}" for i in range(len(rec.fields))]
+    conds: list[str] = []
+    for i, f in enumerate(rec.fields):
+        v = names[i]
+        if f.kind in ("gear16", "gear25"):
+            continue  # every gear byte decodes to a Gear the strict encoder takes (strict.record_check)
+        abn = _ABN[f.fmt]
+        hi = abn - 1 if f.sentinel else _MAX[f.fmt]
+        lo = 0
+        if f.hi is not None:
+            lo, hi = max(lo, f.lo), min(hi, f.hi)
+        if f.kind == "code":
+            ns[f"_ok{i}"] = _members(f.enum, f.enum_limit, lo, hi)
+            cond = f"{v} in _ok{i}"
+        elif f.kind in ("int", "off", "lin"):
+            cond = f"{lo} <= {v} <= {hi}"
+        else:  # no raw test for this kind: never claim it clean
+            cond = "False"
+        if f.sentinel:
+            cond = f"({cond} or {v} >= {abn})"
+        if f.name in narrow:
+            ns[f"_n{i}"] = _NARROW[f.fmt]
+            cond = f"({cond} and {v} not in _n{i})"
+        conds.append(cond)
+    unpack = f"{', '.join(names)}{',' if len(names) == 1 else ''} = t"
+    src = ["def ok(buf, off):", "    t = _up(buf, off)", f"    {unpack}",
+           f"    if {' and '.join(conds) or 'True'}:", "        return t", "    return None"]
+    exec(compile("\n".join(src), f"<raw check {rec.name}>", "exec"), ns)
+    check: _RawCheck = ns["ok"]
+    return check
+
+
+_VEHICLE_16 = raw_record_check(_codec._VEHICLE_2016, ("total_current",))
+_VEHICLE_25 = raw_record_check(_codec._VEHICLE_2025, ("total_current",))
+_MOTOR_16 = raw_record_check(_codec._MOTOR_2016, ("speed", "torque", "controller_current"))
+_MOTOR_25 = raw_record_check(_codec._MOTOR_2025, ("speed", "torque"))
+_EXTREMES_16 = raw_record_check(_codec._EXTREMES_2016)
+_SUBSYSTEM = raw_record_check(_codec._SUBSYSTEM_VOLTAGES, ("current",))
+_PACK = raw_record_check(_codec._PACK_VOLTAGES, ("current",))
+_SIZE = {"vehicle16": _codec._VEHICLE_2016.size, "vehicle25": _codec._VEHICLE_2025.size,
+         "motor16": _codec._MOTOR_2016.size, "motor25": _codec._MOTOR_2025.size,
+         "extremes16": _codec._EXTREMES_2016.size, "subsystem": _codec._SUBSYSTEM_VOLTAGES.size,
+         "pack": _codec._PACK_VOLTAGES.size}
+
+_LOCATION_16 = struct.Struct(">BII")
+_LOCATION_25 = struct.Struct(">BBII")
+_ALARM_HEAD = struct.Struct(">BI")
+_CS_OK = _members(CoordinateSystem, None, 0, 0xFD)
+_LEVELS_16 = _members(AlarmLevel, 3, 0, 0xFD)
+_LEVELS_25 = _members(AlarmLevel, None, 0, 0xFD)
+_NARROW_DWORD = _NARROW["I"]
+_STARTED, _STOPPED = int(VehicleState.STARTED), int(VehicleState.STOPPED)
+_PARK = int(GearPosition.PARK)
+_WORDS: dict[int, struct.Struct] = {}
+
+#: a cell-voltage sum this close to the tolerance is left to the full path (the fast lane sums integer
+#: millivolts; the object check sums floats, which can differ in the last bits)
+_SUM_MARGIN = 1e-6
+
+
+def _words(n: int) -> struct.Struct:
+    st = _WORDS.get(n)
+    if st is None:
+        st = struct.Struct(f">{n}H")
+        if len(_WORDS) < 1024:
+            _WORDS[n] = st
+    return st
+
+
+def _sum_ok(total_raw: int, cells: tuple[int, ...], tolerance: float) -> bool:
+    """True when ``checks._voltage_sum`` finds nothing for certain: total in 0.1 V, cells in mV."""
+    if total_raw >= 0xFFFE or not cells:
+        return True  # a sentinel total or no cells: the rule does not apply
+    diff = abs(sum(cells) / 1000 - total_raw / 10)
+    return diff < tolerance - _SUM_MARGIN
+
+
+def _faults(data: bytes, off: int, end: int, most: int) -> int:
+    """Offset after one fault-code list, or -1 (truncated, or more codes than the strict count)."""
+    if off >= end:
+        return -1
+    n = data[off]
+    if n >= 0xFE:
+        return off + 1  # a sentinel count: an abnormal/invalid list (strict accepts it)
+    if n > most:
+        return -1
+    off += 1 + 4 * n
+    return off if off <= end else -1
+
+
+def scan(edition: Edition, data: bytes, limits: Limits) -> ReportFacts | None:
+    """The facts of a clean plain realtime/reissue data unit, or None (see the module docstring)."""
+    e25 = edition is Edition.E2025
+    end = len(data)
+    if end < 6 or data[0] > 99:
+        return None
+    try:
+        t = datetime(2000 + data[0], data[1], data[2], data[3], data[4], data[5], tzinfo=UTC) - _H8
+    except ValueError:
+        return None
+    off = 6
+    seen: set[int] = set()
+    level: int | None = None
+    vehicle: tuple[int, ...] | None = None
+    counts: tuple[int, ...] | None = None
+    tolerance = limits.voltage_sum_tolerance
+    while off < end:
+        kind = data[off]
+        if kind in seen:
+            return None  # the same info type twice: the full path decides which one counts
+        seen.add(kind)
+        off += 1
+        if kind == 0x01:  # whole vehicle
+            size = _SIZE["vehicle25" if e25 else "vehicle16"]
+            if off + size > end:
+                return None
+            vehicle = (_VEHICLE_25 if e25 else _VEHICLE_16)(data, off)
+            if vehicle is None:
+                return None
+            off += size
+        elif kind == 0x02:  # drive motors
+            if off >= end:
+                return None
+            n = data[off]
+            size = _SIZE["motor25" if e25 else "motor16"]
+            off += 1
+            if not 1 <= n <= 253 or off + n * size > end:
+                return None
+            check = _MOTOR_25 if e25 else _MOTOR_16
+            for i in range(n):
+                if check(data, off + i * size) is None:
+                    return None
+            off += n * size
+        elif kind == 0x05:  # location
+            size = 10 if e25 else 9
+            if off + size > end:
+                return None
+            if e25:
+                _status, cs, lon, lat = _LOCATION_25.unpack_from(data, off)
+                if cs not in _CS_OK and cs < 0xFE:
+                    return None
+            else:
+                _status, lon, lat = _LOCATION_16.unpack_from(data, off)
+            if lon < 0xFFFFFFFE and (lon > 180000000 or lon in _NARROW_DWORD):
+                return None
+            if lat < 0xFFFFFFFE and (lat > 90000000 or lat in _NARROW_DWORD):
+                return None
+            off += size
+        elif kind == 0x06 and not e25:  # 2016 extremes
+            size = _SIZE["extremes16"]
+            if off + size > end or _EXTREMES_16(data, off) is None:
+                return None
+            off += size
+        elif (kind == 0x07 and not e25) or (kind == 0x06 and e25):  # alarm
+            if off + 5 > end:
+                return None
+            raw_level, flags = _ALARM_HEAD.unpack_from(data, off)
+            if raw_level not in (_LEVELS_25 if e25 else _LEVELS_16) and raw_level < 0xFE:
+                return None
+            if flags >> (28 if e25 else 19):
+                return None
+            most = 253 if e25 else 252
+            off += 5
+            for _group in range(4):
+                off = _faults(data, off, end, most)
+                if off < 0:
+                    return None
+            if raw_level < 0xFE:
+                level = raw_level
+                if 1 <= raw_level <= 4 and flags == 0:
+                    return None  # alarm_flags
+            if e25:
+                if off >= end:
+                    return None
+                n = data[off]
+                off += 1
+                if n < 0xFE:
+                    pairs = data[off:off + 2 * n]
+                    off += 2 * n
+                    if off > end:
+                        return None
+                    bits, levels = pairs[0::2], pairs[1::2]
+                    if n and (max(bits) > 31 or max(levels) > 4):
+                        return None
+                    if raw_level < 0xFE:
+                        if n and max(levels) != raw_level:
+                            return None  # alarm_level: the N5 list disagrees
+                        if raw_level == 4 and THERMAL_EVENT_BIT not in bits:
+                            return None
+        elif kind == 0x08 and not e25:  # 2016 cell voltages
+            if off >= end:
+                return None
+            n = data[off]
+            off += 1
+            if not 1 <= n <= 250:
+                return None
+            found: list[int] = []
+            head = _SIZE["subsystem"]
+            for _i in range(n):
+                if off + head + 1 > end:
+                    return None
+                rec = _SUBSYSTEM(data, off)
+                if rec is None:
+                    return None
+                _number, total, _current, cell_count, start = rec
+                m = data[off + head]
+                off += head + 1
+                if m > 200 or off + 2 * m > end:
+                    return None
+                cells = _words(m).unpack_from(data, off) if m else ()
+                off += 2 * m
+                if cells and max(cells) > 60000:
+                    return None  # sentinels or out of range: the full path
+                if start == 1 and cell_count == m and not _sum_ok(total, cells, tolerance):
+                    return None
+                found.append(cell_count if cell_count < 0xFFFE else -1)
+            counts = tuple(found)
+        elif kind == 0x07 and e25:  # 2025 parallel unit voltages
+            if off >= end:
+                return None
+            n = data[off]
+            off += 1
+            if n < 0xFE:
+                if n > 50:
+                    return None
+                found = []
+                head = _SIZE["pack"]
+                for _i in range(n):
+                    if off + head + 2 > end:
+                        return None
+                    rec = _PACK(data, off)
+                    if rec is None:
+                        return None
+                    total = rec[1]
+                    m = (data[off + head] << 8) | data[off + head + 1]
+                    off += head + 2
+                    if m > 65531 or off + 2 * m > end:
+                        return None
+                    cells = _words(m).unpack_from(data, off) if m else ()
+                    off += 2 * m
+                    if cells and max(cells) > 60000:
+                        return None
+                    if not _sum_ok(total, cells, tolerance):
+                        return None
+                    found.append(m)
+                counts = tuple(found)
+        elif (kind == 0x09 and not e25) or (kind == 0x08 and e25):  # probe temperatures
+            if off >= end:
+                return None
+            n = data[off]
+            off += 1
+            if n >= 0xFE:
+                if not e25:
+                    return None  # 2016 needs 1..250 subsystems
+                continue
+            if not (0 if e25 else 1) <= n <= (50 if e25 else 250):
+                return None
+            for _i in range(n):
+                if off + 3 > end:
+                    return None
+                m = (data[off + 1] << 8) | data[off + 2]
+                off += 3
+                if m >= 0xFFFE:
+                    continue
+                temps = data[off:off + m]
+                off += m
+                if off > end:
+                    return None
+                if m and max(temps) > 250 and any(250 < x < 0xFE for x in temps):
+                    return None
+        else:  # engine, fuel cell, super-capacitor, custom blocks, the signature: the full path
+            return None
+    if off != end:
+        return None
+    running = False
+    mileage: float | None = None
+    power: bool | None = None
+    if vehicle is not None:
+        vs, cs, _mode, speed, miles = vehicle[0], vehicle[1], vehicle[2], vehicle[3], vehicle[4]
+        gear = vehicle[9]
+        if speed < 0xFFFE:
+            kmh = speed / 10
+            if (gear & 0x0F) == _PARK and not (e25 and gear & 0x80) and kmh > 0:
+                return None  # speed_in_park
+            if vs == _STOPPED and kmh > limits.off_speed_kmh:
+                return None  # off_with_speed
+        running = vs == _STARTED
+        if miles < 0xFFFFFFFE:
+            mileage = miles / 10
+        power = power_state(vs, cs)
+    return ReportFacts(t, level, running, mileage, counts, power)
+
+
+__all__ = ["raw_record_check", "scan"]
