@@ -252,7 +252,7 @@ class PlatformDB:
         self._violations.clear()
 
     def commit(self) -> None:
-        """Commit what was written since the last commit (the server group-commits every 30 ms)."""
+        """Commit what was written since the last commit (the server group-commits every 15 ms)."""
         self.flush()
         if self._in_tx:
             try:

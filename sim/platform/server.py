@@ -69,7 +69,7 @@ _DECODE_BUGS = (ValueError, IndexError, KeyError, TypeError, struct.error)
 POLL_INTERVAL = 1.0  # seconds between looks at the commands table
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a closing link (TLS shutdown) before giving up on it
 #: group commit: what every connection received within this window is committed together, then acked
-GROUP_COMMIT_S = 0.03
+GROUP_COMMIT_S = 0.015
 _REPORTS = (int(Command.REALTIME), int(Command.REISSUE))
 _PLAIN = int(Encryption.NONE)
 _EDITION = {int(e): e for e in Edition}
