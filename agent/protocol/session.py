@@ -1704,10 +1704,14 @@ class PlatformSession(_Base):
             return False
         self._last_received = now
         if self.config.reply_realtime_success:
-            request = Frame(edition, _command(command), ResponseFlag.COMMAND, vin, Encryption.NONE,
-                            TimeOnly(time))
-            self._respond(request, ResponseFlag.SUCCESS)
+            self._acknowledge(edition, command, vin, time)
         return True
+
+    def _acknowledge(self, edition: Edition, command: int, vin: str, time: datetime) -> None:
+        """The success reply to a report ``accept_report`` took (as ``_respond`` gives it)."""
+        request = Frame(edition, _command(command), ResponseFlag.COMMAND, vin, Encryption.NONE,
+                        TimeOnly(time))
+        self._respond(request, ResponseFlag.SUCCESS)
 
     def _vehicle_login(self, frame: Frame) -> list[Event]:
         body = frame.body

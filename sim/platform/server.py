@@ -168,6 +168,14 @@ class RecordingSession(PlatformSession):
                     return
         super()._respond(request, flag, body)
 
+    def _acknowledge(self, edition: Edition, command: int, vin: str, time: datetime) -> None:
+        if self.replies is not None and self.config.response_form is ResponseForm.TIME_ONLY:
+            data = self.replies.ack(edition, command, ResponseFlag.SUCCESS, vin, time)
+            if data is not None:
+                self._out += data
+                return
+        super()._acknowledge(edition, command, vin, time)
+
     def receive_raw(self, raw: wire.RawFrame, now: float) -> tuple[Frame | None, list[Event]]:
         """Handle one raw frame; returns the decoded frame (None if corrupt) and the events."""
         if not raw.bcc_ok:

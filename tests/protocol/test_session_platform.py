@@ -200,6 +200,38 @@ def test_realtime_silent_by_default_or_acknowledged() -> None:
                                                            TimeOnly(report.time))
 
 
+@pytest.mark.parametrize("edition", [Edition.E2016, Edition.E2025])
+@pytest.mark.parametrize("form", [ResponseForm.TIME_ONLY, ResponseForm.EMPTY])
+def test_accept_report_replies_as_receive_frame_does(edition: Edition, form: ResponseForm) -> None:
+    """The fast path for a report the caller checked: the same reply bytes and idle clock as
+    ``receive_frame`` (no event); refused, with nothing done, where the session would decide otherwise."""
+    config = PlatformConfig(reply_realtime_success=True, response_form=form)
+    slow, fast = PRig(config), PRig(config)
+    for rig in (slow, fast):
+        rig.login(edition)
+        rig.sent()
+        rig.clock.advance(3.0)
+    report = RealtimeReport(slow.wall())
+    slow.send(Command.REALTIME, report, edition=edition)
+    assert fast.plat.accept_report(edition, Command.REALTIME, VIN, report.time, fast.now) is True
+    assert fast.sent() == slow.sent() != []  # (the registry codec's bytes differ by its keys)
+    assert fast.plat.next_deadline() == slow.plat.next_deadline()
+    assert fast.plat.accept_report(edition, Command.REISSUE, VIN, report.time, fast.now) is True
+    assert fast.plat.accept_report(edition, Command.REALTIME, "LTBOX000000000002", report.time,
+                                   fast.now) is False
+    assert fast.plat.accept_report(edition, Command.HEARTBEAT, VIN, report.time, fast.now) is False
+    fast.plat.data_to_send()
+    assert PRig(config).plat.accept_report(edition, Command.REALTIME, VIN, report.time, 0.0) is False
+    echo = PRig(PlatformConfig(reply_realtime_success=True, response_form=ResponseForm.ECHO))
+    echo.login(edition)
+    assert echo.plat.accept_report(edition, Command.REALTIME, VIN, report.time, echo.now) is False
+    signed = PRig(config, verifier=object())
+    signed.login(edition)
+    signed.sent()
+    took = signed.plat.accept_report(edition, Command.REALTIME, VIN, report.time, signed.now)
+    assert took is (edition == Edition.E2016) and (signed.plat.data_to_send() != b"") is took
+
+
 def test_2025_signature_checked_through_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = types.SimpleNamespace(signed_range=lambda edition, report: b"signed:" + bytes(len(report.blocks)))
     monkeypatch.setattr(session_module, "_codec_module", lambda: fake)
