@@ -412,7 +412,10 @@ def check_sentinel_widths(edition: Edition, report: RealtimeReport) -> list[Viol
                         continue
                 elif not isinstance(reading, int | float) or reading > threshold:
                     continue
-                raw = round((reading + offset) / scale)
+                try:
+                    raw = round((reading + offset) / scale)
+                except (ValueError, OverflowError):  # NaN, -inf: not a sentinel (out_of_range names it)
+                    continue
                 narrow = _NARROW_DWORD if dword else _NARROW_WORD
                 if raw in narrow:
                     name = f"{block}.{attr}" if index is None else f"{block}[{i}].{attr}"

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sim.platform.server import ServerConfig
 
 DESCRIPTION = """Strict GB/T 32960 reference platform (both editions): serve terminals over TCP/TLS and record
 every frame with its violations in SQLite; send downlink commands to a running server; dump the frames;
@@ -59,6 +62,9 @@ def register(subparsers: Any) -> None:
                    help="flag reports missing vehicle, location, alarm, voltage, temperature or motor data")
     s.add_argument("--no-json", action="store_true",
                    help="do not store decoded JSON of plain frames (dump decodes them from the raw bytes)")
+    s.add_argument("--no-fast-lane", action="store_true",
+                   help="decode and check every report through the full path (the fast lane reads clean "
+                        "plain reports as raw integers; same results, docs/platform.md)")
     s.add_argument("--fsync", action="store_true",
                    help="checkpoint the database with fsync once a second (safe on power loss; the "
                         "write-ahead log grows under continuous load, and each fsync stalls commits); "
@@ -106,35 +112,44 @@ def _listen(text: str) -> tuple[str, int]:
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server (until ``--seconds`` or ^C)."""
     import asyncio
+
+    from sim.eventloop import loop_factory
+    from sim.platform.server import run_server
+
+    config = serve_config(args)
+
+    def ready(server: Any) -> None:
+        print(f"listening on {config.host}:{server.port}", file=sys.stderr, flush=True)
+
+    _tune_gc()
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        runner.run(run_server(config, args.seconds, ready))
+    return 0
+
+
+def serve_config(args: argparse.Namespace) -> ServerConfig:
+    """The server configuration ``serve``'s options give."""
     import dataclasses
 
     from agent.protocol.codec import ResponseForm
     from agent.protocol.session import BeforeLogin
-    from sim.eventloop import loop_factory
     from sim.platform.checks import Limits
-    from sim.platform.server import ServerConfig, load_keys, load_vins, run_server
+    from sim.platform.server import ServerConfig, load_keys, load_vins
 
     host, port = _listen(args.listen)
     ack = {"time-only": ResponseForm.TIME_ONLY, "echo": ResponseForm.ECHO, "empty": ResponseForm.EMPTY}
     limits = dataclasses.replace(Limits(), report_period=args.report_period, max_latency=args.max_latency,
                                  heartbeat_interval=args.heartbeat, window_timeout=args.window_timeout,
                                  require_info_types=args.require_info_types)
-    config = ServerConfig(
+    return ServerConfig(
         host=host, port=port, db_path=args.db, edition_reply=args.edition_reply, ack=ack[args.ack],
         reply_realtime=args.reply_realtime, store_json=not args.no_json, fsync=args.fsync,
+        fast_lane=not args.no_fast_lane,
         vins=load_vins(args.vins) if args.vins else None,
         keys=load_keys(args.keys) if args.keys else {}, duplicate_vin=args.duplicate_vin,
         before_login=BeforeLogin(args.before_login), heartbeat_interval=args.heartbeat, limits=limits,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
     )
-
-    def ready(server: Any) -> None:
-        print(f"listening on {host}:{server.port}", file=sys.stderr, flush=True)
-
-    _tune_gc()
-    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-        runner.run(run_server(config, args.seconds, ready))
-    return 0
 
 
 def _tune_gc() -> None:

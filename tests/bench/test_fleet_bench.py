@@ -28,7 +28,7 @@ from tests.bench.report import write_section
 pytestmark = pytest.mark.bench
 COMMAND = ".venv/bin/pytest -q -s -m bench tests/bench/test_fleet_bench.py"
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SIZES = "2000,4000,6000,7000,8000,9000,10000"
+DEFAULT_SIZES = "2000,6000,8000,9000,10000,11000,12000"
 STEADY_FROM = 15.0  # seconds after the fleet starts: built, logged in, reporting
 SIZES = [int(x) for x in os.environ.get("FLEET_BENCH_SIZES", DEFAULT_SIZES).split(",")]
 SECONDS = float(os.environ.get("FLEET_BENCH_SECONDS", "60"))

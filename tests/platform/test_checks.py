@@ -154,6 +154,10 @@ def test_sentinel_of_the_wrong_width() -> None:
     assert _kinds(checks.check_values(Edition.E2016, RealtimeReport(T, (loc,)))) == ["sentinel_width"]
     fine = Location(LocationStatus(0), 121.47, 31.23)
     assert checks.check_values(Edition.E2016, RealtimeReport(T, (vehicle(), fine))) == []
+    for odd in (float("nan"), float("-inf"), None):  # no reading at all: out_of_range, never a crash
+        bad = RealtimeReport(T, (replace(vehicle(), total_current=odd),))
+        assert _kinds(checks.check_sentinel_widths(Edition.E2016, bad)) == []
+        assert _kinds(checks.check_values(Edition.E2016, bad)) == ["out_of_range"]
 
 
 def test_duplicate_memory_is_bounded() -> None:

@@ -351,3 +351,13 @@ def test_server_stores_the_same_with_and_without_the_fast_lane(tmp_path: Path, e
     assert {"duplicate_realtime", "out_of_range", "bad_length", "report_period"} <= kinds, kinds
     assert full["windows"], "the alarm bursts open windows"
     assert server.fast_lane_reports > 0.9 * sum(1 for _, f in traffic if f[2] in (2, 3))
+
+
+def test_serve_option_turns_the_fast_lane_off(tmp_path: Path) -> None:
+    from agent.cli import build_parser
+    from sim.platform.cli import serve_config
+
+    base = ["platform", "serve", "--db", str(tmp_path / "p.db"), "--listen", "127.0.0.1:0"]
+    assert serve_config(build_parser("platform").parse_args(base)).fast_lane is True
+    config = serve_config(build_parser("platform").parse_args([*base, "--no-fast-lane", "--no-json"]))
+    assert config.fast_lane is False and config.store_json is False and config.port == 0
