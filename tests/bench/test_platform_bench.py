@@ -485,12 +485,12 @@ def run_point(tmp: Path, mode: str, n: int, seconds: int, extra: list[str], wind
 # =========================================================================== the benchmark
 
 
-@pytest.mark.timeout(3600)  # 2 saturation runs and up to 7 fleet sizes of 60 s each
+@pytest.mark.timeout(3600)  # 2 saturation runs and up to 8 fleet sizes of 60 s each
 def test_platform_throughput(tmp_path: Path) -> None:
     from tests.bench.report import write_section
 
     fleet_seconds = int(os.environ.get("TBOX_BENCH_FLEET_SECONDS", "60"))
-    default_sizes = "1000,2000,3000,4000,6000,8000,10000"
+    default_sizes = "1000,2000,4000,6000,8000,10000,12000,15000"
     sizes = [int(x) for x in os.environ.get("TBOX_BENCH_FLEETS", default_sizes).split(",")]
     load = os.getloadavg()
     rows: list[Result] = []
