@@ -104,28 +104,75 @@ _LEVELS_25 = _members(AlarmLevel, None, 0, 0xFD)
 _NARROW_DWORD = _NARROW["I"]
 _STARTED, _STOPPED = int(VehicleState.STARTED), int(VehicleState.STOPPED)
 _PARK = int(GearPosition.PARK)
-_WORDS: dict[int, struct.Struct] = {}
 
 #: a cell-voltage sum this close to the tolerance is left to the full path (the fast lane sums integer
 #: millivolts; the object check sums floats, which can differ in the last bits)
 _SUM_MARGIN = 1e-6
 
 
-def _words(n: int) -> struct.Struct:
-    st = _WORDS.get(n)
-    if st is None:
-        st = struct.Struct(f">{n}H")
-        if len(_WORDS) < 1024:
-            _WORDS[n] = st
-    return st
+class _Scan:
+    """What the block readers found so far in one data unit."""
+
+    __slots__ = ("e25", "level", "limits", "unit_counts", "vehicle")
+
+    def __init__(self, e25: bool, limits: Limits) -> None:
+        self.e25 = e25
+        self.limits = limits
+        self.level: int | None = None  # highest alarm level (None: no alarm block, or a sentinel)
+        self.vehicle: tuple[int, ...] | None = None  # raw fields of the whole-vehicle block
+        self.unit_counts: tuple[int, ...] | None = None
 
 
-def _sum_ok(total_raw: int, cells: tuple[int, ...], tolerance: float) -> bool:
-    """True when ``checks._voltage_sum`` finds nothing for certain: total in 0.1 V, cells in mV."""
-    if total_raw >= 0xFFFE or not cells:
-        return True  # a sentinel total or no cells: the rule does not apply
-    diff = abs(sum(cells) / 1000 - total_raw / 10)
-    return diff < tolerance - _SUM_MARGIN
+#: a block reader: (data, offset after the type byte, end, scan) -> offset after the block, or -1 when
+#: the block is truncated or not certainly clean (the full path decides)
+_Reader = Callable[[bytes, int, int, _Scan], int]
+
+
+def _vehicle(data: bytes, off: int, end: int, sc: _Scan) -> int:
+    size = _SIZE["vehicle25" if sc.e25 else "vehicle16"]
+    if off + size > end:
+        return -1
+    sc.vehicle = (_VEHICLE_25 if sc.e25 else _VEHICLE_16)(data, off)
+    return -1 if sc.vehicle is None else off + size
+
+
+def _motors(data: bytes, off: int, end: int, sc: _Scan) -> int:
+    if off >= end:
+        return -1
+    n = data[off]
+    size = _SIZE["motor25" if sc.e25 else "motor16"]
+    off += 1
+    if not 1 <= n <= 253 or off + n * size > end:
+        return -1
+    check = _MOTOR_25 if sc.e25 else _MOTOR_16
+    for i in range(n):
+        if check(data, off + i * size) is None:
+            return -1
+    return off + n * size
+
+
+def _location(data: bytes, off: int, end: int, sc: _Scan) -> int:
+    size = 10 if sc.e25 else 9
+    if off + size > end:
+        return -1
+    if sc.e25:
+        _status, cs, lon, lat = _LOCATION_25.unpack_from(data, off)
+        if cs not in _CS_OK and cs < 0xFE:
+            return -1
+    else:
+        _status, lon, lat = _LOCATION_16.unpack_from(data, off)
+    if lon < 0xFFFFFFFE and (lon > 180000000 or lon in _NARROW_DWORD):
+        return -1
+    if lat < 0xFFFFFFFE and (lat > 90000000 or lat in _NARROW_DWORD):
+        return -1
+    return off + size
+
+
+def _extremes(data: bytes, off: int, end: int, sc: _Scan) -> int:
+    size = _SIZE["extremes16"]
+    if off + size > end or _EXTREMES_16(data, off) is None:
+        return -1
+    return off + size
 
 
 def _faults(data: bytes, off: int, end: int, most: int) -> int:
@@ -141,9 +188,164 @@ def _faults(data: bytes, off: int, end: int, most: int) -> int:
     return off if off <= end else -1
 
 
+def _alarm(data: bytes, off: int, end: int, sc: _Scan) -> int:
+    if off + 5 > end:
+        return -1
+    e25 = sc.e25
+    level, flags = _ALARM_HEAD.unpack_from(data, off)
+    if level not in (_LEVELS_25 if e25 else _LEVELS_16) and level < 0xFE:
+        return -1
+    if flags >> (28 if e25 else 19):
+        return -1
+    most = 253 if e25 else 252
+    off += 5
+    for _group in range(4):
+        off = _faults(data, off, end, most)
+        if off < 0:
+            return -1
+    if level < 0xFE:
+        sc.level = level
+        if 1 <= level <= 4 and flags == 0:
+            return -1  # alarm_flags
+    if not e25:
+        return off
+    if off >= end:
+        return -1
+    n = data[off]
+    off += 1
+    if n >= 0xFE:
+        return off  # a sentinel count: no N5 list (strict accepts it)
+    pairs = data[off:off + 2 * n]
+    off += 2 * n
+    if off > end:
+        return -1
+    bits, levels = pairs[0::2], pairs[1::2]
+    if n and (max(bits) > 31 or max(levels) > 4):
+        return -1
+    if level < 0xFE:
+        if n and max(levels) != level:
+            return -1  # alarm_level: the N5 list disagrees
+        if level == 4 and THERMAL_EVENT_BIT not in bits:
+            return -1
+    return off
+
+
+def _cell_values(data: bytes, off: int, m: int, end: int) -> tuple[int, ...] | None:
+    """The ``m`` cell voltages (mV) at ``off``; None when truncated or any is a sentinel or above 60 V."""
+    if off + 2 * m > end:
+        return None
+    cells: tuple[int, ...] = _codec._array("H", m).unpack_from(data, off) if m else ()
+    if cells and max(cells) > 60000:
+        return None
+    return cells
+
+
+def _sum_ok(total_raw: int, cells: tuple[int, ...], tolerance: float) -> bool:
+    """True when ``checks._voltage_sum`` finds nothing for certain: total in 0.1 V, cells in mV."""
+    if total_raw >= 0xFFFE or not cells:
+        return True  # a sentinel total or no cells: the rule does not apply
+    diff = abs(sum(cells) / 1000 - total_raw / 10)
+    return diff < tolerance - _SUM_MARGIN
+
+
+def _cells_2016(data: bytes, off: int, end: int, sc: _Scan) -> int:
+    if off >= end:
+        return -1
+    n = data[off]
+    off += 1
+    if not 1 <= n <= 250:
+        return -1
+    counts: list[int] = []
+    head = _SIZE["subsystem"]
+    tolerance = sc.limits.voltage_sum_tolerance
+    for _i in range(n):
+        if off + head + 1 > end:
+            return -1
+        rec = _SUBSYSTEM(data, off)
+        if rec is None:
+            return -1
+        _number, total, _current, cell_count, start = rec
+        m = data[off + head]
+        off += head + 1
+        cells = _cell_values(data, off, m, end) if m <= 200 else None  # > 200: the encoder splits
+        if cells is None:
+            return -1
+        off += 2 * m
+        if start == 1 and cell_count == m and not _sum_ok(total, cells, tolerance):
+            return -1  # voltage_sum (a record that is the whole pack)
+        counts.append(cell_count if cell_count < 0xFFFE else -1)
+    sc.unit_counts = tuple(counts)
+    return off
+
+
+def _packs_2025(data: bytes, off: int, end: int, sc: _Scan) -> int:
+    if off >= end:
+        return -1
+    n = data[off]
+    off += 1
+    if n >= 0xFE:
+        return off  # a sentinel count: no packs (strict accepts it)
+    if n > 50:
+        return -1
+    counts: list[int] = []
+    head = _SIZE["pack"]
+    tolerance = sc.limits.voltage_sum_tolerance
+    for _i in range(n):
+        if off + head + 2 > end:
+            return -1
+        rec = _PACK(data, off)
+        if rec is None:
+            return -1
+        m = (data[off + head] << 8) | data[off + head + 1]
+        off += head + 2
+        cells = _cell_values(data, off, m, end) if m <= 65531 else None
+        if cells is None:
+            return -1
+        off += 2 * m
+        if not _sum_ok(rec[1], cells, tolerance):
+            return -1  # voltage_sum
+        counts.append(m)
+    sc.unit_counts = tuple(counts)
+    return off
+
+
+def _temperatures(data: bytes, off: int, end: int, sc: _Scan) -> int:
+    if off >= end:
+        return -1
+    n = data[off]
+    off += 1
+    if n >= 0xFE:
+        return off if sc.e25 else -1  # a sentinel count: 2016 needs 1..250 subsystems
+    if not (0 if sc.e25 else 1) <= n <= (50 if sc.e25 else 250):
+        return -1
+    for _i in range(n):
+        if off + 3 > end:
+            return -1
+        m = (data[off + 1] << 8) | data[off + 2]
+        off += 3
+        if m >= 0xFFFE:
+            continue  # a sentinel count: no probes (strict accepts it)
+        temps = data[off:off + m]
+        off += m
+        if off > end:
+            return -1
+        if m and max(temps) > 250 and any(250 < x < 0xFE for x in temps):
+            return -1
+    return off
+
+
+#: per edition, info type -> reader; types without one (engine, fuel cell, super-capacitor, custom
+#: blocks, the 2025 signature marker) always take the full path
+_READERS: dict[Edition, dict[int, _Reader]] = {
+    Edition.E2016: {0x01: _vehicle, 0x02: _motors, 0x05: _location, 0x06: _extremes, 0x07: _alarm,
+                    0x08: _cells_2016, 0x09: _temperatures},
+    Edition.E2025: {0x01: _vehicle, 0x02: _motors, 0x05: _location, 0x06: _alarm, 0x07: _packs_2025,
+                    0x08: _temperatures},
+}
+
+
 def scan(edition: Edition, data: bytes, limits: Limits) -> ReportFacts | None:
     """The facts of a clean plain realtime/reissue data unit, or None (see the module docstring)."""
-    e25 = edition is Edition.E2025
     end = len(data)
     if end < 6 or data[0] > 99:
         return None
@@ -151,197 +353,38 @@ def scan(edition: Edition, data: bytes, limits: Limits) -> ReportFacts | None:
         t = datetime(2000 + data[0], data[1], data[2], data[3], data[4], data[5], tzinfo=UTC) - _H8
     except ValueError:
         return None
-    off = 6
+    sc = _Scan(edition is Edition.E2025, limits)
+    readers = _READERS[edition]
     seen: set[int] = set()
-    level: int | None = None
-    vehicle: tuple[int, ...] | None = None
-    counts: tuple[int, ...] | None = None
-    tolerance = limits.voltage_sum_tolerance
+    off = 6
     while off < end:
         kind = data[off]
-        if kind in seen:
-            return None  # the same info type twice: the full path decides which one counts
+        reader = readers.get(kind)
+        if reader is None or kind in seen:
+            return None  # not read here, or the same info type twice: the full path decides
         seen.add(kind)
-        off += 1
-        if kind == 0x01:  # whole vehicle
-            size = _SIZE["vehicle25" if e25 else "vehicle16"]
-            if off + size > end:
-                return None
-            vehicle = (_VEHICLE_25 if e25 else _VEHICLE_16)(data, off)
-            if vehicle is None:
-                return None
-            off += size
-        elif kind == 0x02:  # drive motors
-            if off >= end:
-                return None
-            n = data[off]
-            size = _SIZE["motor25" if e25 else "motor16"]
-            off += 1
-            if not 1 <= n <= 253 or off + n * size > end:
-                return None
-            check = _MOTOR_25 if e25 else _MOTOR_16
-            for i in range(n):
-                if check(data, off + i * size) is None:
-                    return None
-            off += n * size
-        elif kind == 0x05:  # location
-            size = 10 if e25 else 9
-            if off + size > end:
-                return None
-            if e25:
-                _status, cs, lon, lat = _LOCATION_25.unpack_from(data, off)
-                if cs not in _CS_OK and cs < 0xFE:
-                    return None
-            else:
-                _status, lon, lat = _LOCATION_16.unpack_from(data, off)
-            if lon < 0xFFFFFFFE and (lon > 180000000 or lon in _NARROW_DWORD):
-                return None
-            if lat < 0xFFFFFFFE and (lat > 90000000 or lat in _NARROW_DWORD):
-                return None
-            off += size
-        elif kind == 0x06 and not e25:  # 2016 extremes
-            size = _SIZE["extremes16"]
-            if off + size > end or _EXTREMES_16(data, off) is None:
-                return None
-            off += size
-        elif (kind == 0x07 and not e25) or (kind == 0x06 and e25):  # alarm
-            if off + 5 > end:
-                return None
-            raw_level, flags = _ALARM_HEAD.unpack_from(data, off)
-            if raw_level not in (_LEVELS_25 if e25 else _LEVELS_16) and raw_level < 0xFE:
-                return None
-            if flags >> (28 if e25 else 19):
-                return None
-            most = 253 if e25 else 252
-            off += 5
-            for _group in range(4):
-                off = _faults(data, off, end, most)
-                if off < 0:
-                    return None
-            if raw_level < 0xFE:
-                level = raw_level
-                if 1 <= raw_level <= 4 and flags == 0:
-                    return None  # alarm_flags
-            if e25:
-                if off >= end:
-                    return None
-                n = data[off]
-                off += 1
-                if n < 0xFE:
-                    pairs = data[off:off + 2 * n]
-                    off += 2 * n
-                    if off > end:
-                        return None
-                    bits, levels = pairs[0::2], pairs[1::2]
-                    if n and (max(bits) > 31 or max(levels) > 4):
-                        return None
-                    if raw_level < 0xFE:
-                        if n and max(levels) != raw_level:
-                            return None  # alarm_level: the N5 list disagrees
-                        if raw_level == 4 and THERMAL_EVENT_BIT not in bits:
-                            return None
-        elif kind == 0x08 and not e25:  # 2016 cell voltages
-            if off >= end:
-                return None
-            n = data[off]
-            off += 1
-            if not 1 <= n <= 250:
-                return None
-            found: list[int] = []
-            head = _SIZE["subsystem"]
-            for _i in range(n):
-                if off + head + 1 > end:
-                    return None
-                rec = _SUBSYSTEM(data, off)
-                if rec is None:
-                    return None
-                _number, total, _current, cell_count, start = rec
-                m = data[off + head]
-                off += head + 1
-                if m > 200 or off + 2 * m > end:
-                    return None
-                cells = _words(m).unpack_from(data, off) if m else ()
-                off += 2 * m
-                if cells and max(cells) > 60000:
-                    return None  # sentinels or out of range: the full path
-                if start == 1 and cell_count == m and not _sum_ok(total, cells, tolerance):
-                    return None
-                found.append(cell_count if cell_count < 0xFFFE else -1)
-            counts = tuple(found)
-        elif kind == 0x07 and e25:  # 2025 parallel unit voltages
-            if off >= end:
-                return None
-            n = data[off]
-            off += 1
-            if n < 0xFE:
-                if n > 50:
-                    return None
-                found = []
-                head = _SIZE["pack"]
-                for _i in range(n):
-                    if off + head + 2 > end:
-                        return None
-                    rec = _PACK(data, off)
-                    if rec is None:
-                        return None
-                    total = rec[1]
-                    m = (data[off + head] << 8) | data[off + head + 1]
-                    off += head + 2
-                    if m > 65531 or off + 2 * m > end:
-                        return None
-                    cells = _words(m).unpack_from(data, off) if m else ()
-                    off += 2 * m
-                    if cells and max(cells) > 60000:
-                        return None
-                    if not _sum_ok(total, cells, tolerance):
-                        return None
-                    found.append(m)
-                counts = tuple(found)
-        elif (kind == 0x09 and not e25) or (kind == 0x08 and e25):  # probe temperatures
-            if off >= end:
-                return None
-            n = data[off]
-            off += 1
-            if n >= 0xFE:
-                if not e25:
-                    return None  # 2016 needs 1..250 subsystems
-                continue
-            if not (0 if e25 else 1) <= n <= (50 if e25 else 250):
-                return None
-            for _i in range(n):
-                if off + 3 > end:
-                    return None
-                m = (data[off + 1] << 8) | data[off + 2]
-                off += 3
-                if m >= 0xFFFE:
-                    continue
-                temps = data[off:off + m]
-                off += m
-                if off > end:
-                    return None
-                if m and max(temps) > 250 and any(250 < x < 0xFE for x in temps):
-                    return None
-        else:  # engine, fuel cell, super-capacitor, custom blocks, the signature: the full path
+        off = reader(data, off + 1, end, sc)
+        if off < 0:
             return None
     if off != end:
         return None
-    running = False
-    mileage: float | None = None
-    power: bool | None = None
-    if vehicle is not None:
-        vs, cs, _mode, speed, miles = vehicle[0], vehicle[1], vehicle[2], vehicle[3], vehicle[4]
-        gear = vehicle[9]
-        if speed < 0xFFFE:
-            kmh = speed / 10
-            if (gear & 0x0F) == _PARK and not (e25 and gear & 0x80) and kmh > 0:
-                return None  # speed_in_park
-            if vs == _STOPPED and kmh > limits.off_speed_kmh:
-                return None  # off_with_speed
-        running = vs == _STARTED
-        if miles < 0xFFFFFFFE:
-            mileage = miles / 10
-        power = power_state(vs, cs)
-    return ReportFacts(t, level, running, mileage, counts, power)
+    return _facts(t, sc)
+
+
+def _facts(t: datetime, sc: _Scan) -> ReportFacts | None:
+    """The report's facts, or None when a whole-vehicle consistency rule fires."""
+    vehicle = sc.vehicle
+    if vehicle is None:
+        return ReportFacts(t, sc.level, False, None, sc.unit_counts, None)
+    vs, cs, speed, miles, gear = vehicle[0], vehicle[1], vehicle[3], vehicle[4], vehicle[9]
+    if speed < 0xFFFE:
+        kmh = speed / 10
+        if (gear & 0x0F) == _PARK and not (sc.e25 and gear & 0x80) and kmh > 0:
+            return None  # speed_in_park
+        if vs == _STOPPED and kmh > sc.limits.off_speed_kmh:
+            return None  # off_with_speed
+    mileage = miles / 10 if miles < 0xFFFFFFFE else None
+    return ReportFacts(t, sc.level, vs == _STARTED, mileage, sc.unit_counts, power_state(vs, cs))
 
 
 __all__ = ["raw_record_check", "scan"]

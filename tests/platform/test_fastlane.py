@@ -186,6 +186,15 @@ def test_2025_speed_rules(gear: int, speed: int, state: int, taken: bool) -> Non
     assert agree(E25, bytes((26, 3, 1, 8, 0, 0)) + b"\x01" + vehicle) == taken
 
 
+@pytest.mark.parametrize(("edition", "block", "taken"), [
+    (E16, b"\x09\xfe", False), (E16, b"\x09\x00", False), (E25, b"\x08\xfe", True),
+    (E25, b"\x08\x00", True), (E25, b"\x07\xff", True), (E16, b"\x08\xfe", False),
+    (E25, b"\x02\xfe", False), (E16, b"\x02\x00", False)])
+def test_sentinel_and_empty_counts(edition: Edition, block: bytes, taken: bool) -> None:
+    """Lists whose count is a sentinel or zero: what strict encoding allows per edition and block."""
+    assert agree(edition, bytes((26, 3, 1, 8, 0, 0)) + block) == taken
+
+
 @pytest.mark.parametrize("edition", [E16, E25])
 def test_truncated_and_extended_units_go_to_the_full_path_or_agree(edition: Edition) -> None:
     base = units(edition, None, range(1), 1)[0]
