@@ -383,7 +383,10 @@ class AgentService:
         loop = asyncio.get_running_loop()
 
         def on_status(status: UpgradeStatus) -> None:
-            loop.call_soon_threadsafe(self._upgrade_status, status)
+            try:
+                loop.call_soon_threadsafe(self._upgrade_status, status)
+            except RuntimeError:  # the loop has closed (the agent stopped): nothing left to store it
+                log.warning("remote upgrade %s after the agent stopped: %s", status.state, status.reason)
 
         self.upgrader.on_status = on_status
         await loop.run_in_executor(None, self.upgrader.run, params)
@@ -485,6 +488,8 @@ class AgentService:
                 source.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.sampling.close()
+            if self.upgrader is not None:
+                self.upgrader.stop()  # a download in its worker thread ends instead of holding the exit
             for pending in list(self._background):
                 pending.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)

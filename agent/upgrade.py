@@ -31,6 +31,7 @@ import logging
 import shutil
 import struct
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -256,15 +257,23 @@ class UpgradeConfig:
 Fetch = Callable[[str, int, float], bytes]
 
 
-def fetch_url(url: str, max_bytes: int, timeout_s: float) -> bytes:
-    """Download ``url`` (urllib) into memory, at most ``max_bytes`` and ``timeout_s`` in total."""
+#: longest wait for one socket operation of a download (connect, each read): also how long a stopping
+#: agent may wait for a download that has stalled
+READ_TIMEOUT_S = 10.0
+
+
+def fetch_url(url: str, max_bytes: int, timeout_s: float, cancel: threading.Event | None = None) -> bytes:
+    """Download ``url`` (urllib) into memory, at most ``max_bytes`` and ``timeout_s`` in total; ``cancel``
+    set (the agent is stopping) ends it at the next chunk or within ``READ_TIMEOUT_S``."""
     deadline = time.monotonic() + timeout_s
     try:
-        with urllib.request.urlopen(url, timeout=min(timeout_s, 60.0)) as resp:  # scheme checked by caller
+        with urllib.request.urlopen(url, timeout=min(timeout_s, READ_TIMEOUT_S)) as resp:  # scheme checked
             chunks: list[bytes] = []
             got = 0
             while True:
-                chunk = resp.read(_CHUNK)
+                if cancel is not None and cancel.is_set():
+                    raise UpgradeError("download", "cancelled: the agent is stopping")
+                chunk = resp.read1(_CHUNK)
                 if not chunk:
                     break
                 got += len(chunk)
@@ -290,6 +299,15 @@ class Upgrader:
         self.run_command = run_command
         self.busy = False
         self.last: UpgradeStatus | None = None
+        self.cancel = threading.Event()  # set by ``stop``: a running download ends, no install starts
+        if fetch is fetch_url:
+            self.fetch = lambda url, most, timeout: fetch_url(url, most, timeout, self.cancel)
+
+    def stop(self) -> None:
+        """The agent is stopping: end a running download (``fetch_url``: at its next chunk, or within
+        ``READ_TIMEOUT_S`` when it stalls) and start no installation. An installation already running
+        is left to finish (stopping it half-way could leave the unit without firmware)."""
+        self.cancel.set()
 
     def accepts(self, params: object) -> bool:
         """Whether a 0x82/0x01 can be attempted: parameters readable, URL scheme allowed, none running."""
@@ -327,6 +345,8 @@ class Upgrader:
         if request.time_limit_min > 0:
             timeout = min(timeout, request.time_limit_min * 60.0)
         data = self.fetch(request.url, cfg.max_bytes, timeout)
+        if self.cancel.is_set():
+            raise UpgradeError("download", "cancelled: the agent is stopping")
         pkg = verify_package(data, cfg.public_key, request, hardware_version=cfg.hardware_version)
         m = pkg.manifest
         target = cfg.directory / _safe(m.version)

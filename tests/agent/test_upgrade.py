@@ -192,6 +192,55 @@ def test_download_failures_are_reported(tmp_path: Path, http_files: tuple[dict[s
     assert "limit" in upgrader.run(upgrade_params(base + "/big")).reason
 
 
+def test_stop_ends_a_slow_download_and_installs_nothing(tmp_path: Path) -> None:
+    """A package trickling in (1 KiB every 50 ms, ≈ 40 s in all): ``stop`` from another thread ends the
+    download at its next chunk and nothing is staged or installed (an agent stopping must not wait for
+    a download; before, it waited up to the whole download time)."""
+    import http.server
+    import threading
+    import time
+
+    body = package(b"x" * 800_000)
+    started = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            started.set()
+            with contextlib.suppress(OSError):
+                for i in range(0, len(body), 1024):
+                    self.wfile.write(body[i:i + 1024])
+                    self.wfile.flush()
+                    time.sleep(0.05)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        marker = tmp_path / "ran"
+        upgrader, states = make_upgrader(tmp_path, (sys.executable, "-c", f"open(r'{marker}', 'w')"))
+        result: list[object] = []
+        worker = threading.Thread(target=lambda: result.append(
+            upgrader.run(upgrade_params(f"http://127.0.0.1:{server.server_address[1]}/p"))))
+        worker.start()
+        assert started.wait(10)
+        time.sleep(0.3)
+        upgrader.stop()
+        worker.join(timeout=5)
+        assert not worker.is_alive(), "the download did not end after stop()"
+        status = result[0]
+        assert status.state == "failed" and "cancelled" in status.reason  # type: ignore[attr-defined]
+        assert states == ["downloading", "failed"]
+        assert not marker.exists() and not (tmp_path / "staging").exists()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_install_failure_is_reported(tmp_path: Path, http_files: tuple[dict[str, bytes], str]) -> None:
     files, base = http_files
     files["/p"] = package()
