@@ -144,7 +144,13 @@ class AgentService:
                 self.store.close()
                 raise
             self.uplink = MqttUplink(self.session, self.store, mqtt_config, handler=self.handler,
-                                     on_parameters=self.apply_parameters, on_control=self.control)
+                                     on_parameters=self.apply_parameters, on_control=self.control,
+                                     on_event=self._uplink_event)
+            if mqtt_config.platform_replies:
+                self.uplink.on_connected = self._activate
+            elif up.activation_chip_id is not None:
+                log.warning("activation_chip_id needs platform_replies over MQTT (the broker cannot "
+                            "answer 0x09): not activating")
         elif up.host and up.port:
             self.uplink = TcpUplink(self.session, self.store, self._uplink_config(), handler=self.handler,
                                     on_parameters=self.apply_parameters, on_control=self.control,
@@ -264,7 +270,9 @@ class AgentService:
                           reissue_rate=up.reissue_rate, reconnect_max_s=up.reconnect_max_s,
                           session_expiry_s=up.session_expiry_s, max_inflight=up.max_inflight or 100,
                           reconnect_min_s=up.reconnect_min_s, hold_refused_s=up.hold_s,
-                          logout_wait_s=up.logout_wait_s, connect_timeout_s=up.connect_timeout_s)
+                          logout_wait_s=up.logout_wait_s, connect_timeout_s=up.connect_timeout_s,
+                          calibrate_time=up.calibrate_time,
+                          clock_max_offset_s=self.settings.gnss.clock_max_offset_s)
 
     def _uplink_config(self) -> UplinkConfig:
         up = self.settings.uplink

@@ -3,15 +3,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from agent.errors import StoreError
+from agent.errors import ProtocolError, StoreError
 from agent.protocol.model import Command, Encryption, Parameter
-from agent.protocol.session import PLATFORM_ADDRESS_PARAMETERS, ControlRequested, Event, TerminalSession
+from agent.protocol.session import (
+    PLATFORM_ADDRESS_PARAMETERS,
+    ControlRequested,
+    DefaultCodec,
+    Event,
+    KeyExchangeReceived,
+    TerminalSession,
+    TimeCalibrated,
+)
 from agent.store import Outbox, OutboxRecord
 
 if TYPE_CHECKING:
@@ -42,6 +51,12 @@ class UplinkBase:
         self.on_parameters = on_parameters
         self.on_control = on_control
         self.on_event = on_event
+        #: called on every new link right after the login went out (e.g. 2025 activation)
+        self.on_connected: Callable[[], None] | None = None
+        self._key_generation = 0  # the latest 2025 key exchange (older timers do nothing)
+        codec = session.codec
+        #: the cipher from the configuration: in use again when an exchanged key expires
+        self._configured_cipher = codec.cipher if isinstance(codec, DefaultCodec) else None
 
     def submit(
         self,
@@ -81,6 +96,54 @@ class UplinkBase:
             log.error("parameters applied but not persisted: %s", exc)
         if self.on_parameters is not None:
             self.on_parameters(kept)
+
+    def _clock_offset(self, ev: TimeCalibrated, max_offset_s: float) -> float:
+        """A time calibration (0x08) answered: the platform's time minus ours at the middle of the round
+        trip, in seconds (logged as a warning beyond ``max_offset_s``; nothing is stepped)."""
+        half_trip = max(0.0, ev.received_at - ev.requested_at) / 2
+        ours = datetime.now(UTC).timestamp() - max(0.0, self.clock() - ev.received_at) - half_trip
+        offset = ev.platform_time.timestamp() + 0.5 - ours  # the wire truncates to the second
+        if abs(offset) > max_offset_s + 0.5:
+            log.warning("the system clock is %+.1f s off the platform's time", -offset)
+        else:
+            log.info("platform time agrees with ours (%+.1f s)", offset)
+        return offset
+
+    def _key_exchange(self, ev: KeyExchangeReceived) -> None:
+        """2025 0x0B: use the new data-unit key from ``valid_from`` until ``valid_until``, then the configured
+        cipher again; an expired key is refused (keys are never logged). Needs a running event loop."""
+        from agent.protocol.crypto import cipher_from_key_exchange
+
+        kx = ev.key_exchange
+        now = datetime.now(UTC)
+        if kx.valid_until <= now or kx.valid_until <= kx.valid_from:
+            log.warning("key exchange refused: the key expired (or never starts) at %s",
+                        kx.valid_until.isoformat())
+            return
+        try:
+            cipher = cipher_from_key_exchange(kx.key_type, kx.key)
+        except ProtocolError as exc:
+            log.warning("key exchange refused: %s", exc.reason)
+            return
+        loop = asyncio.get_running_loop()
+        configured = self._configured_cipher
+        self._key_generation += 1
+        generation = self._key_generation
+
+        def apply() -> None:
+            if generation == self._key_generation:  # a newer exchange replaced this key before it began
+                self.session.set_cipher(cipher)
+                log.info("new data-unit key in use (type 0x%02X) until %s", int(kx.key_type),
+                         kx.valid_until.isoformat())
+
+        def expire() -> None:
+            if generation == self._key_generation:
+                self.session.set_cipher(configured)
+                log.warning("the exchanged data-unit key expired at %s; back to the configured one",
+                            kx.valid_until.isoformat())
+
+        loop.call_later(max(0.0, (kx.valid_from - now).total_seconds()), apply)
+        loop.call_later((kx.valid_until - now).total_seconds(), expire)
 
     # ------------------------------------------------------------------ transport hooks
 

@@ -59,6 +59,7 @@ from agent.protocol.session import (
     ReconnectRequested,
     SessionStateError,
     TerminalSession,
+    TimeCalibrated,
 )
 from agent.store import Outbox, OutboxRecord
 from agent.uplink.common import UplinkBase
@@ -116,6 +117,10 @@ class MqttConfig:
     hold_refused_s: float = 600.0  # a record the broker refused (MQTT 5 reason >= 0x80) waits this long
     logout_wait_s: float = 5.0
     connect_timeout_s: float = 10.0
+    #: a time calibration (0x08) after every login (only with ``platform_replies``: the broker cannot
+    #: answer one); the platform's time is compared with ours (``MqttStats.clock_offset_s``)
+    calibrate_time: bool = False
+    clock_max_offset_s: float = 2.0  # a larger difference is logged as a skewed clock
 
 
 @dataclass
@@ -135,6 +140,7 @@ class MqttStats:
     refused: int = 0
     downlink_frames: int = 0
     reconnects: dict[str, int] = field(default_factory=dict)
+    clock_offset_s: float | None = None  # platform time − ours at the last time calibration
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,9 @@ class MqttUplink(UplinkBase):
         )
         self.config = config
         self.stats = MqttStats()
+        if config.calibrate_time and not config.platform_replies:
+            log.warning("calibrate_time needs platform_replies over MQTT (the broker cannot tell the "
+                        "platform's time): no time calibration")
         vin = session.vin
         self.client_id = config.client_id or f"tbox-{vin}"
         base = f"{config.topic_prefix}/{vin}"
@@ -383,6 +392,8 @@ class MqttUplink(UplinkBase):
         self._client.subscribe(self.dnstream, qos=1)
         self._client.publish(self.status_topic, b"online", qos=1, retain=True)
         self._handle(self.session.connection_made(self.clock()))
+        if self.on_connected is not None:  # e.g. 2025 activation, right behind the login
+            self.on_connected()
         self._flush_out()
 
     def _disconnected(self, reason: str) -> None:
@@ -566,6 +577,8 @@ class MqttUplink(UplinkBase):
                 early, self._early = list(self._early), deque(maxlen=256)
                 for payload in early:
                     self._handle(self.session.receive_data(payload, self.clock()))
+                if self.config.calibrate_time and self.config.platform_replies:
+                    self._handle(self.session.request_time_calibration(self.clock()))
             elif isinstance(ev, LoginFailed):
                 self.stats.link = "backoff" if ev.backoff else "login_wait"
             elif isinstance(ev, ReconnectRequested | CloseRequested):
@@ -583,7 +596,9 @@ class MqttUplink(UplinkBase):
                 log.warning("platform address change requested; not supported over MQTT, refused")
                 self._handle(self.session.report_platform_change(False, self.clock()))
             elif isinstance(ev, KeyExchangeReceived):
-                log.warning("2025 key exchange received over MQTT: not applied (the old key stays)")
+                self._key_exchange(ev)
+            elif isinstance(ev, TimeCalibrated):
+                self.stats.clock_offset_s = self._clock_offset(ev, self.config.clock_max_offset_s)
             elif isinstance(ev, ControlRequested):
                 if self.on_control is not None:
                     self.on_control(ev)

@@ -304,12 +304,6 @@ class TcpUplink(UplinkBase):
         self._ssl = config.tls.context() if config.tls is not None else None
         self._pause_s = 0.0
         self._background: set[asyncio.Task[None]] = set()
-        self._key_generation = 0  # the latest 2025 key exchange (older timers do nothing)
-        codec = session.codec
-        #: the cipher from the configuration: in use again when an exchanged key expires
-        self._configured_cipher = codec.cipher if isinstance(codec, DefaultCodec) else None
-        #: called on every new link right after the login went out (before anything is read)
-        self.on_connected: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ records in
 
@@ -623,54 +617,7 @@ class TcpUplink(UplinkBase):
             elif isinstance(ev, KeyExchangeReceived):
                 self._key_exchange(ev)
             elif isinstance(ev, TimeCalibrated):
-                self._calibrated(ev)
-
-    def _calibrated(self, ev: TimeCalibrated) -> None:
-        """Compare the platform's time with the wall clock at the middle of the round trip."""
-        half_trip = max(0.0, ev.received_at - ev.requested_at) / 2
-        ours = datetime.now(UTC).timestamp() - max(0.0, self.clock() - ev.received_at) - half_trip
-        offset = ev.platform_time.timestamp() + 0.5 - ours  # the wire truncates to the second
-        self.stats.clock_offset_s = offset
-        if abs(offset) > self.config.clock_max_offset_s + 0.5:
-            log.warning("the system clock is %+.1f s off the platform's time", -offset)
-        else:
-            log.info("platform time agrees with ours (%+.1f s)", offset)
-
-    def _key_exchange(self, ev: KeyExchangeReceived) -> None:
-        """2025 0x0B: use the new data-unit key from ``valid_from`` until ``valid_until``, then the configured
-        cipher again; an expired key is refused (keys are never logged)."""
-        from agent.protocol.crypto import cipher_from_key_exchange
-
-        kx = ev.key_exchange
-        now = datetime.now(UTC)
-        if kx.valid_until <= now or kx.valid_until <= kx.valid_from:
-            log.warning("key exchange refused: the key expired (or never starts) at %s",
-                        kx.valid_until.isoformat())
-            return
-        try:
-            cipher = cipher_from_key_exchange(kx.key_type, kx.key)
-        except ProtocolError as exc:
-            log.warning("key exchange refused: %s", exc.reason)
-            return
-        loop = asyncio.get_running_loop()
-        configured = self._configured_cipher
-        self._key_generation += 1
-        generation = self._key_generation
-
-        def apply() -> None:
-            if generation == self._key_generation:  # a newer exchange replaced this key before it began
-                self.session.set_cipher(cipher)
-                log.info("new data-unit key in use (type 0x%02X) until %s", int(kx.key_type),
-                         kx.valid_until.isoformat())
-
-        def expire() -> None:
-            if generation == self._key_generation:
-                self.session.set_cipher(configured)
-                log.warning("the exchanged data-unit key expired at %s; back to the configured one",
-                            kx.valid_until.isoformat())
-
-        loop.call_later(max(0.0, (kx.valid_from - now).total_seconds()), apply)
-        loop.call_later((kx.valid_until - now).total_seconds(), expire)
+                self.stats.clock_offset_s = self._clock_offset(ev, self.config.clock_max_offset_s)
 
     async def _change_platform(self, items: tuple[Parameter, ...]) -> None:
         """Spec §6: log in to the new platform; on success move there and persist the address, on

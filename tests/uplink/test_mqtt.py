@@ -353,6 +353,62 @@ def test_platform_replies_mode_login_and_acks_from_a_platform_behind_the_broker(
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
+def test_time_calibration_and_the_connected_hook_with_a_platform_behind_the_broker(tmp_path: Path,
+                                                                                   broker: Broker) -> None:
+    """``calibrate_time`` in ``platform_replies`` mode: 0x08 after the login, answered on dnstream, the
+    offset measured; ``on_connected`` runs on the new link right behind the login."""
+    async def main() -> None:
+        platform = MqttPlatform(broker.port)
+        uplink = make_uplink(tmp_path, broker.port, platform_replies=True, calibrate_time=True)
+        connected: list[bool] = []
+        uplink.on_connected = lambda: connected.append(uplink.session.logged_in)
+        async with running(uplink):
+            await until(lambda: uplink.stats.clock_offset_s is not None, what="0x08 reply via dnstream")
+        platform.close()
+        assert connected == [False]  # once, after the login went out and before its reply
+        assert uplink.stats.clock_offset_s is not None and abs(uplink.stats.clock_offset_s) <= 1.5
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_key_exchange_over_mqtt_switches_the_data_unit_key(tmp_path: Path, broker: Broker) -> None:
+    """2025 0x0B on dnstream: the new key is used for the next reports (it was ignored over MQTT)."""
+    import os
+
+    from agent.protocol import crypto
+    from agent.protocol.model import KeyExchange
+
+    async def main() -> None:
+        sub = Subscriber(broker.port)
+        store = Outbox(tmp_path / "outbox.db", commit_interval_s=0.1)
+        session = TerminalSession(
+            TerminalConfig(VIN, Edition.E2025, iccid="8986" + "0" * 16, timing=TIMING, packs_per_bms=(1,),
+                           pack_codes=("P" * 24,)),
+            wallclock=lambda: datetime.now(UTC), serial_store=store.serial_store(), codec=OutboxCodec())
+        uplink = MqttUplink(session, store, MqttConfig("127.0.0.1", broker.port, logout_wait_s=2.0))
+        key = os.urandom(16)
+        now = datetime.now(UTC)
+        kx = KeyExchange(Encryption.SM4, key, now - timedelta(minutes=1), now + timedelta(days=1))
+        async with running(uplink):
+            await until(lambda: session.logged_in, what="login (PUBACK)")
+            sub.publish(uplink.dnstream, encode_frame(Frame(Edition.E2025, Command.KEY_EXCHANGE,
+                                                            ResponseFlag.COMMAND, VIN, Encryption.NONE, kx)))
+            await until(lambda: isinstance(session.codec, OutboxCodec) and session.codec.cipher is not None,
+                        what="new key in use")
+            t = T0
+            frame = encode_frame(Frame(Edition.E2025, Command.REALTIME, ResponseFlag.COMMAND, VIN,
+                                       Encryption.NONE, RealtimeReport(t)))
+            uplink.submit(2025, Command.REALTIME, VIN, wire.parse_frame(frame).data, t)
+            await until(lambda: len(sub.frames("info")) == 1, what="report published")
+        sub.close()
+        sent = wire.parse_frame(sub.frames("info")[0])
+        assert sent.encryption == Encryption.SM4
+        plain = decode_frame(sub.frames("info")[0], cipher=crypto.cipher_for(Encryption.SM4, key=key))
+        assert isinstance(plain.body, RealtimeReport) and plain.body.time == t
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
 def test_tls_with_a_generated_certificate(tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
     b = Broker(require_mosquitto(), tmp_path, tls={
