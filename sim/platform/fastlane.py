@@ -30,19 +30,15 @@ from agent.protocol.model import (
     GearPosition,
     VehicleState,
 )
+from sim.platform import checks as _checks
 from sim.platform.checks import THERMAL_EVENT_BIT, Limits, ReportFacts, power_state
+from sim.platform.strict import defined_codes
 
 _RawCheck = Callable[[bytes, int], "tuple[int, ...] | None"]
 
-_ABN = {"B": 0xFE, "H": 0xFFFE, "I": 0xFFFFFFFE}
-_MAX = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF}
-#: raw values of a narrower sentinel in a WORD / DWORD field (``checks.check_sentinel_widths``)
-_NARROW = {"H": frozenset((0xFE, 0xFF)), "I": frozenset((0xFE, 0xFF, 0xFFFE, 0xFFFF))}
+#: raw values of a narrower sentinel in a WORD / DWORD field: those ``checks.check_sentinel_widths`` flags
+_NARROW = {"H": frozenset(_checks._NARROW_WORD), "I": frozenset(_checks._NARROW_DWORD)}
 _H8 = timedelta(hours=8)
-
-
-def _members(enum: Any, limit: int | None, lo: int, hi: int) -> frozenset[int]:
-    return frozenset(int(m) for m in enum if (limit is None or m <= limit) and lo <= int(m) <= hi)
 
 
 def raw_record_check(rec: Any, narrow: tuple[str, ...] = ()) -> _RawCheck:
@@ -57,13 +53,13 @@ def raw_record_check(rec: Any, narrow: tuple[str, ...] = ()) -> _RawCheck:
         v = names[i]
         if f.kind in ("gear16", "gear25"):
             continue  # every gear byte decodes to a Gear the strict encoder takes (strict.record_check)
-        abn = _ABN[f.fmt]
-        hi = abn - 1 if f.sentinel else _MAX[f.fmt]
+        abn = _codec._ABN_RAW[f.fmt]
+        hi = abn - 1 if f.sentinel else _codec._MAX_RAW[f.fmt]
         lo = 0
         if f.hi is not None:
             lo, hi = max(lo, f.lo), min(hi, f.hi)
         if f.kind == "code":
-            ns[f"_ok{i}"] = _members(f.enum, f.enum_limit, lo, hi)
+            ns[f"_ok{i}"] = defined_codes(f.enum, f.enum_limit, lo, hi)
             cond = f"{v} in _ok{i}"
         elif f.kind in ("int", "off", "lin"):
             cond = f"{lo} <= {v} <= {hi}"
@@ -98,9 +94,9 @@ _SIZE = {"vehicle16": _codec._VEHICLE_2016.size, "vehicle25": _codec._VEHICLE_20
 _LOCATION_16 = struct.Struct(">BII")
 _LOCATION_25 = struct.Struct(">BBII")
 _ALARM_HEAD = struct.Struct(">BI")
-_CS_OK = _members(CoordinateSystem, None, 0, 0xFD)
-_LEVELS_16 = _members(AlarmLevel, 3, 0, 0xFD)
-_LEVELS_25 = _members(AlarmLevel, None, 0, 0xFD)
+_CS_OK = defined_codes(CoordinateSystem, None, 0, 0xFD)
+_LEVELS_16 = defined_codes(AlarmLevel, 3, 0, 0xFD)
+_LEVELS_25 = defined_codes(AlarmLevel, None, 0, 0xFD)
 _NARROW_DWORD = _NARROW["I"]
 _STARTED, _STOPPED = int(VehicleState.STARTED), int(VehicleState.STOPPED)
 _PARK = int(GearPosition.PARK)

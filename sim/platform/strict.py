@@ -48,11 +48,8 @@ from agent.protocol.model import (
 
 _Check = Callable[[Any], bool]
 
-_ABN_RAW = {"B": 0xFE, "H": 0xFFFE, "I": 0xFFFFFFFE}
-_MAX_RAW = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF}
-
-
-def _members(enum: Any, limit: int | None, lo: int, hi: int) -> frozenset[int]:
+def defined_codes(enum: Any, limit: int | None, lo: int, hi: int) -> frozenset[int]:
+    """The raw codes of ``enum`` the strict encoder takes: members up to ``limit`` within ``lo..hi``."""
     return frozenset(int(m) for m in enum if (limit is None or m <= limit) and lo <= int(m) <= hi)
 
 
@@ -65,15 +62,16 @@ def record_check(rec: Any) -> _Check:
     lines = ["def ok(o):", "    if o.__class__ is not _cls:", "        return False", "    try:"]
     for i, f in enumerate(rec.fields):
         a = f"a{i}"
-        top = _MAX_RAW[f.fmt]
-        hi = _ABN_RAW[f.fmt] - 1 if f.sentinel else top  # raw values that are neither sentinel nor too wide
+        top = _codec._MAX_RAW[f.fmt]
+        # raw values that are neither sentinel nor too wide
+        hi = _codec._ABN_RAW[f.fmt] - 1 if f.sentinel else top
         lo = 0
         if f.hi is not None:  # strict: the documented range
             lo, hi = max(lo, f.lo), min(hi, f.hi)
         special = f" or {a}.__class__ is _Sp" if f.sentinel else ""
         if f.kind == "code":
             ns[f"_E{i}"] = f.enum
-            ns[f"_ok{i}"] = _members(f.enum, f.enum_limit, lo, hi)
+            ns[f"_ok{i}"] = defined_codes(f.enum, f.enum_limit, lo, hi)
             cond = f"({a}.__class__ is _E{i} and {a} in _ok{i}){special}"
         elif f.kind == "int":
             cond = f"({a}.__class__ is int and {lo} <= {a} <= {hi}){special}"
@@ -129,7 +127,7 @@ def _coordinate(value: Any, limit: int) -> bool:
     return value.__class__ is Special
 
 
-_CS_OK = _members(CoordinateSystem, None, 0, 0xFD)
+_CS_OK = defined_codes(CoordinateSystem, None, 0, 0xFD)
 
 
 def _location(b: Any) -> bool:
@@ -156,7 +154,7 @@ def _codes(codes: Any, most: int) -> bool:
 
 
 def _alarm(e25: bool) -> _Check:
-    levels = _members(AlarmLevel, None if e25 else 3, 0, 0xFD)
+    levels = defined_codes(AlarmLevel, None if e25 else 3, 0, 0xFD)
     flag_bits = 28 if e25 else 19
     most = 253 if e25 else 252
 
@@ -190,21 +188,6 @@ def _alarm(e25: bool) -> _Check:
     return ok
 
 
-def _array_ok(values: Any, table: dict[object, int], types: frozenset[type], hi: int,
-              sentinel_from: int) -> bool:
-    """``codec._strict_fast(...) is not None`` (the strict encoder's own fast path for value arrays),
-    with the range test done by ``max`` unless a value lies above ``hi``."""
-    try:
-        if not set(map(type, values)) <= types:
-            return False
-        raws = list(map(table.__getitem__, values))
-    except (KeyError, TypeError):
-        return False
-    if not raws or max(raws) <= hi:
-        return True
-    return not any(hi < r < sentinel_from for r in raws)
-
-
 _NUMBERS = frozenset((float, int))
 
 
@@ -218,7 +201,7 @@ def _millivolts(cells: Any) -> bool:
             return True
     except (TypeError, OverflowError):
         pass
-    return _array_ok(cells, _MV_TABLE, _codec._MV_TYPES, 60000, 0xFFFE)
+    return _codec._strict_fast(cells, _MV_TABLE, _codec._MV_TYPES, 60000, 0xFFFE) is not None
 
 
 _INTS = frozenset((int,))
@@ -229,7 +212,7 @@ def _temperatures_ok(temps: Any) -> bool:
     sentinels, the encoder's own fast path."""
     if temps and set(map(type, temps)) == _INTS and min(temps) >= -40 and max(temps) <= 210:
         return True
-    return _array_ok(temps, _codec._TEMP_ENC, _codec._TEMP_TYPES, 250, 0xFE)
+    return _codec._strict_fast(temps, _codec._TEMP_ENC, _codec._TEMP_TYPES, 250, 0xFE) is not None
 
 
 def _cells_2016(b: Any) -> bool:
@@ -316,4 +299,4 @@ def block_ok(edition: Edition, block: object) -> bool:
     return check is not None and check(block)
 
 
-__all__ = ["block_ok", "record_check"]
+__all__ = ["block_ok", "defined_codes", "record_check"]
